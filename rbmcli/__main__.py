@@ -1,0 +1,3 @@
+from rbmcli.cli import main
+
+main()
