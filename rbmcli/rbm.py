@@ -1,0 +1,152 @@
+"""One RBM layer: a connection (dense or convolutional) between two unit families.
+
+Energy (paper eq. 1, with multinary copies §3.2):  E(v, h) = −a·v − b·h − v W h.
+Free energy (eq. 3, 5):  F(v) = −a·v − Σ_j ∫^{x_j} f_h,   x = b + vW.
+Conv RBM (§4): vW is `conv2d(v, W, stride, padding)`, hW̃ᵀ is `conv_transpose2d` with the
+same W; one bias per channel. Dense: vW is a matmul. The unit families and the connection
+are independent: energy, free energy and conditionals are written once, here.
+
+Parametrisation (README "Parametrisation"): the module stores *natural* parameters
+W̃ = s·W, ã = k_v·a, b̃ = k_h·b with s = sqrt(k_v N_v k_h N_h), so that k_h·x = b̃ + (v/N_v)W̃·c
+with c = sqrt(k_h N_v / (k_v N_h)) (c = 1 when both layers share N and k). Every unit then sees
+O(1) pre-activations per unit of weight whatever N is, and Adam's lr means the same thing for
+N = 1 and N = 255. For N = 1, k = 1 natural and physical parameters coincide.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from rbmcli.errors import RbmError
+from rbmcli.units import Units
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    """Shape of one RBM layer. visible_shape is (V,) for dense, (C, H, W) for conv."""
+
+    kind: str  # "dense" or "conv"
+    visible_shape: tuple[int, ...]
+    hidden: int  # hidden features (dense) or channels (conv)
+    visible_units: Units
+    hidden_units: Units
+    kernel: int = 4
+    stride: int = 2
+    padding: int = 1
+
+    @property
+    def hidden_shape(self) -> tuple[int, ...]:
+        """(H,) for dense, (C_out, H_out, W_out) for conv."""
+        if self.kind == "dense":
+            return (self.hidden,)
+        _, h, w = self.visible_shape
+        return (self.hidden, conv_out(h, self), conv_out(w, self))
+
+    @property
+    def weight_shape(self) -> tuple[int, ...]:
+        if self.kind == "dense":
+            return (self.visible_shape[0], self.hidden)
+        return (self.hidden, self.visible_shape[0], self.kernel, self.kernel)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "LayerSpec":
+        d = dict(d)
+        d["visible_shape"] = tuple(d["visible_shape"])
+        d["visible_units"] = Units(**d["visible_units"])
+        d["hidden_units"] = Units(**d["hidden_units"])
+        return cls(**d)
+
+
+def conv_out(size: int, spec: LayerSpec) -> int:
+    """Output size of a strided convolution: ⌊(size + 2p − k)/s⌋ + 1."""
+    out = (size + 2 * spec.padding - spec.kernel) // spec.stride + 1
+    if out < 1:
+        raise RbmError(
+            f"kernel {spec.kernel} (padding {spec.padding}) does not fit a {size}-pixel input", usage=True
+        )
+    return out
+
+
+class RBM(nn.Module):
+    """Holds the natural parameters of one layer; the math is in the methods below."""
+
+    def __init__(self, spec: LayerSpec, init_std: float = 0.01, generator: torch.Generator | None = None):
+        super().__init__()
+        self.spec = spec
+        self.weight = nn.Parameter(torch.randn(spec.weight_shape, generator=generator) * init_std)
+        self.visible_bias = nn.Parameter(torch.zeros(spec.visible_shape[0]))
+        self.hidden_bias = nn.Parameter(torch.zeros(spec.hidden))
+        vu, hu = spec.visible_units, spec.hidden_units
+        self.scale = math.sqrt(vu.k * vu.n * hu.k * hu.n)  # s: physical W = W̃ / s
+
+    # --- physical parameters -------------------------------------------------------------
+    def physical(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(W, a, b) of the paper: W̃/s, ã/k_v, b̃/k_h."""
+        s = self.spec
+        return self.weight / self.scale, self.visible_bias / s.visible_units.k, self.hidden_bias / s.hidden_units.k
+
+    # --- connection: the only place dense and conv differ --------------------------------
+    def _per_channel(self, bias: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        return bias.view(1, -1, 1, 1) if like.dim() == 4 else bias
+
+    def hidden_input(self, v: torch.Tensor) -> torch.Tensor:
+        """x = b + vW, shape (B, *hidden_shape); v of shape (B, *visible_shape)."""
+        W, _, b = self.physical()
+        s = self.spec
+        if s.kind == "dense":
+            return torch.addmm(b, v.reshape(v.shape[0], -1), W)
+        return F.conv2d(v, W, b, stride=s.stride, padding=s.padding)
+
+    def visible_input(self, h: torch.Tensor) -> torch.Tensor:
+        """y = a + hWᵀ (dense) or a + conv_transpose2d(h, W) (conv), shape (B, *visible_shape)."""
+        W, a, _ = self.physical()
+        s = self.spec
+        if s.kind == "dense":
+            return torch.addmm(a, h, W.t())
+        _, hh, ww = s.visible_shape
+        pad = (hh - ((h.shape[2] - 1) * s.stride - 2 * s.padding + s.kernel),
+               ww - ((h.shape[3] - 1) * s.stride - 2 * s.padding + s.kernel))
+        return F.conv_transpose2d(h, W, a, stride=s.stride, padding=s.padding, output_padding=pad)
+
+    def visible_term(self, v: torch.Tensor) -> torch.Tensor:
+        """a·v per sample, shape (B,); conv: Σ_c a_c Σ_xy v_cxy."""
+        _, a, _ = self.physical()
+        v = v.reshape(v.shape[0], *self.spec.visible_shape)
+        return (v * self._per_channel(a, v)).flatten(1).sum(1)
+
+    # --- equations -------------------------------------------------------------------------
+    def free_energy(self, v: torch.Tensor, x: torch.Tensor | None = None, exact: bool = False) -> torch.Tensor:
+        """F(v) = −a·v − Σ_j ∫^{x_j} f_h (eq. 5), shape (B,). Pass x = hidden_input(v) to
+        reuse it. exact=True uses the copies model's Σ_n softplus(x − o_n) instead."""
+        x = self.hidden_input(v) if x is None else x
+        hu = self.spec.hidden_units
+        term = hu.copies_integral(x) if exact else hu.integral(x)
+        return -self.visible_term(v) - term.flatten(1).sum(1)
+
+    def hidden_mean(self, v: torch.Tensor) -> torch.Tensor:
+        """E[h | v] = f_h(b + vW), shape (B, *hidden_shape)."""
+        return self.spec.hidden_units.mean(self.hidden_input(v))
+
+    def visible_mean(self, h: torch.Tensor) -> torch.Tensor:
+        """E[v | h] = f_v(a + hWᵀ), shape (B, *visible_shape)."""
+        return self.spec.visible_units.mean(self.visible_input(h))
+
+    def sample_hidden(self, v: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """h ~ p(h | v), values in 0..N_h."""
+        return self.spec.hidden_units.sample(self.hidden_input(v), generator)
+
+    def sample_visible(self, h: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """v ~ p(v | h), values in 0..N_v."""
+        return self.spec.visible_units.sample(self.visible_input(h), generator)
+
+    def flatten_input(self, v: torch.Tensor) -> torch.Tensor:
+        """Reshape a batch to (B, *visible_shape) (dense layers take flattened conv maps)."""
+        return v.reshape(v.shape[0], *self.spec.visible_shape)

@@ -1,0 +1,54 @@
+"""Negative samples v′ for the contrastive loss, and Gibbs chains.
+
+The loss does not care where v′ comes from (READING.md); three sources:
+- meanfield (the paper, end of §3.2): v′ = f_v(a + f_h(b + vW) Wᵀ), deterministic;
+- cd (CD-k): k block-Gibbs steps from the data with sampled hiddens; intermediate visibles
+  are sampled, the last one is its mean (Hinton's practical guide, §3.2: less noise);
+- pcd: the same steps continue persistent chains kept across updates (Tieleman 2008).
+Everything here runs without autograd: v′ is a constant of the loss.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from rbmcli.rbm import RBM
+
+NEGATIVES = ("meanfield", "cd", "pcd")
+
+
+@torch.no_grad()
+def meanfield_reconstruction(rbm: RBM, v: torch.Tensor, h_mean: torch.Tensor | None = None) -> torch.Tensor:
+    """v′ = f_v(a + f_h(b + vW)Wᵀ), shape of v. Pass h_mean = f_h(b + vW) to reuse it."""
+    h = rbm.hidden_mean(v) if h_mean is None else h_mean
+    return rbm.visible_mean(h)
+
+
+@torch.no_grad()
+def gibbs_step(rbm: RBM, v: torch.Tensor, generator: torch.Generator | None, mean_visible: bool = False) -> torch.Tensor:
+    """One block-Gibbs step v → h ~ p(h|v) → v′ ~ p(v|h) (or E[v|h] if mean_visible)."""
+    h = rbm.sample_hidden(v, generator)
+    return rbm.visible_mean(h) if mean_visible else rbm.sample_visible(h, generator)
+
+
+@torch.no_grad()
+def gibbs_chain(rbm: RBM, v: torch.Tensor, steps: int, generator: torch.Generator | None,
+                mean_last: bool = False) -> torch.Tensor:
+    """`steps` Gibbs steps from v; the last visible is a mean if mean_last."""
+    for i in range(steps):
+        v = gibbs_step(rbm, v, generator, mean_visible=mean_last and i == steps - 1)
+    return v
+
+
+@torch.no_grad()
+def negatives(rbm: RBM, v: torch.Tensor, method: str, steps: int, generator: torch.Generator | None,
+              chain: torch.Tensor | None = None, h_mean: torch.Tensor | None = None) -> torch.Tensor:
+    """v′ for the loss of one layer. For pcd, `chain` (B, *visible_shape) is the chain state
+    to continue; the caller stores the returned state (a sample, not a mean)."""
+    if method == "meanfield":
+        return meanfield_reconstruction(rbm, v, h_mean)
+    if method == "cd":
+        return gibbs_chain(rbm, v, steps, generator, mean_last=True)
+    if method == "pcd":
+        return gibbs_chain(rbm, chain, steps, generator)
+    raise ValueError(f"unknown negatives {method!r}")

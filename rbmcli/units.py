@@ -1,0 +1,123 @@
+"""Unit families: binary (N = 1) and multinary (0..N) units with mean f(x) = N·g(kx).
+
+Paper §3.2: a multinary unit is N binary copies sharing weights, copy n with offset
+o_n = f⁻¹(n − ½). Then E[h] = Σ_n σ(x − o_n) ≈ f(x), Var[h] ≈ f'(x) = N·k·g'(kx), and
+the free-energy term Σ_n softplus(x − o_n) ≈ ∫^x f = (N/k)·G(kx), G the antiderivative of g
+with G(−∞) = 0 (eq. 5–6). With N = 1, k = 1, g = σ every formula is the binary RBM's.
+
+All functions take the *physical* pre-activation x (the paper's b + vW) of any shape.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from rbmcli.errors import RbmError
+
+# Units of N ≤ EXACT_MAX are sampled exactly as a sum of N Bernoulli copies; larger N use the
+# moment-matched Gaussian (NReLU trick): the copies cost N× the memory of the layer.
+EXACT_MAX = 16
+
+
+def _clip_integral(u: torch.Tensor) -> torch.Tensor:
+    """G(u) = ∫_{-∞}^u clamp(t, 0, 1) dt: 0 below 0, u²/2 on [0, 1], u − ½ above."""
+    c = u.clamp(0.0, 1.0)
+    return 0.5 * c * c + (u - 1.0).clamp_min(0.0)
+
+
+# Each activation g: (g, G = ∫g with G(−∞) = 0, g', g⁻¹ on (0, 1)).
+ACTIVATIONS = {
+    # The paper's choice: bounded, smooth.
+    "sigmoid": (
+        torch.sigmoid,
+        F.softplus,
+        lambda u: torch.sigmoid(u) * (1 - torch.sigmoid(u)),
+        lambda p: math.log(p / (1 - p)),
+    ),
+    # Capped ReLU, g(u) = clamp(u, 0, 1): with k = 1/N the offsets are n − ½, equally spaced,
+    # i.e. Nair & Hinton's NReLU truncated at N (paper eq. 2).
+    "relu": (
+        lambda u: u.clamp(0.0, 1.0),
+        _clip_integral,
+        lambda u: ((u > 0) & (u < 1)).to(u.dtype),
+        lambda p: p,
+    ),
+}
+
+
+def default_k(n: int, activation: str) -> float:
+    """k used when none is given: 1 for binary sigmoid units (exactly the binary RBM),
+    4/N for multinary sigmoid units (f'(0) = 1, and the copies approximation holds:
+    READING.md), 1/N for capped ReLU units (offsets spaced by 1, NReLU)."""
+    if activation == "relu":
+        return 1.0 / n
+    return 1.0 if n == 1 else 4.0 / n
+
+
+@dataclass(frozen=True)
+class Units:
+    """A unit family: values 0..n, mean f(x) = n·g(kx)."""
+
+    n: int = 1  # maximum value N of a unit (1 = binary)
+    k: float = 1.0  # scale of the pre-activation inside g
+    activation: str = "sigmoid"  # a key of ACTIVATIONS
+
+    @classmethod
+    def make(cls, n: int = 1, k: float | None = None, activation: str = "sigmoid") -> "Units":
+        """Validated constructor; k = None picks `default_k`."""
+        if activation not in ACTIVATIONS:
+            raise RbmError(f"unknown activation {activation!r}; choose one of {sorted(ACTIVATIONS)}", usage=True)
+        if int(n) != n or n < 1:
+            raise RbmError(f"units N must be an integer >= 1, got {n}", usage=True)
+        k = default_k(int(n), activation) if k is None else float(k)
+        if not k > 0 or not math.isfinite(k):
+            raise RbmError(f"k must be a positive number, got {k}", usage=True)
+        return cls(int(n), k, activation)
+
+    def mean(self, x: torch.Tensor) -> torch.Tensor:
+        """f(x) = N·g(kx): mean activity, same shape as x, values in [0, N]."""
+        return self.n * ACTIVATIONS[self.activation][0](self.k * x)
+
+    def integral(self, x: torch.Tensor) -> torch.Tensor:
+        """∫_{-∞}^x f = (N/k)·G(kx): one hidden unit's free-energy term (eq. 5)."""
+        return (self.n / self.k) * ACTIVATIONS[self.activation][1](self.k * x)
+
+    def variance(self, x: torch.Tensor) -> torch.Tensor:
+        """f'(x) = N·k·g'(kx) ≈ Var[h | x] of the copies model."""
+        return self.n * self.k * ACTIVATIONS[self.activation][2](self.k * x)
+
+    def offsets(self, device=None, dtype=torch.float32) -> torch.Tensor:
+        """o_n = f⁻¹(n − ½) = g⁻¹((n − ½)/N)/k for n = 1..N, shape (N,)."""
+        inv = ACTIVATIONS[self.activation][3]
+        return torch.tensor([inv((i + 0.5) / self.n) / self.k for i in range(self.n)], device=device, dtype=dtype)
+
+    def copies_mean(self, x: torch.Tensor) -> torch.Tensor:
+        """Σ_n σ(x − o_n): the exact mean of the copies model, same shape as x."""
+        return torch.sigmoid(x.unsqueeze(-1) - self.offsets(x.device, x.dtype)).sum(-1)
+
+    def copies_variance(self, x: torch.Tensor) -> torch.Tensor:
+        """Σ_n σ(x − o_n)(1 − σ(x − o_n)): the exact variance of the copies model."""
+        p = torch.sigmoid(x.unsqueeze(-1) - self.offsets(x.device, x.dtype))
+        return (p * (1 - p)).sum(-1)
+
+    def copies_integral(self, x: torch.Tensor) -> torch.Tensor:
+        """Σ_n softplus(x − o_n): the exact free-energy term of the copies model (§3.2)."""
+        return F.softplus(x.unsqueeze(-1) - self.offsets(x.device, x.dtype)).sum(-1)
+
+    def sample(self, x: torch.Tensor, generator: torch.Generator | None = None, exact: bool | None = None) -> torch.Tensor:
+        """A draw of the units given x, values in {0..N}, same shape as x.
+
+        Exact (N ≤ EXACT_MAX by default): Σ_n Bernoulli(σ(x − o_n)).
+        Moment-matched (larger N): clamp(round(f(x) + sqrt(f'(x))·ε), 0, N), ε ~ N(0, 1).
+        """
+        if exact is None:
+            exact = self.n <= EXACT_MAX
+        if exact:
+            p = torch.sigmoid(x.unsqueeze(-1) - self.offsets(x.device, x.dtype))
+            return (torch.rand(p.shape, generator=generator, device=x.device, dtype=x.dtype) < p).sum(-1).to(x.dtype)
+        eps = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+        return (self.mean(x) + self.variance(x).sqrt() * eps).round().clamp(0, self.n)

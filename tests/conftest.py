@@ -1,0 +1,8 @@
+import torch
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _threads():
+    torch.set_num_threads(2)
+    yield

@@ -1,0 +1,225 @@
+"""The equations against independent references: enumeration, hand-written CD, closed forms."""
+
+import itertools
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from rbmcli.dbn import DBN, build_specs, parse_arch
+from rbmcli.errors import RbmError
+from rbmcli.loss import contrastive_loss, dbn_losses
+from rbmcli.partition import exact_log_partition
+from rbmcli.rbm import RBM, LayerSpec
+from rbmcli.sampling import meanfield_reconstruction
+from rbmcli.units import Units
+
+torch.set_default_dtype(torch.float64)
+BIN = Units.make(1)
+
+
+def dense(V, H, vu=BIN, hu=BIN, std=0.7, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    rbm = RBM(LayerSpec("dense", (V,), H, vu, hu), init_std=std, generator=g).double()
+    with torch.no_grad():
+        rbm.visible_bias.copy_(torch.randn(V, generator=g))
+        rbm.hidden_bias.copy_(torch.randn(H, generator=g))
+    return rbm
+
+
+def test_binary_free_energy_equals_enumeration():
+    rbm = dense(3, 5)
+    W, a, b = rbm.physical()
+    vs = torch.tensor(list(itertools.product([0.0, 1.0], repeat=3)))
+    hs = torch.tensor(list(itertools.product([0.0, 1.0], repeat=5)))
+    for v in vs:
+        energies = -(a @ v) - hs @ b - hs @ (v @ W)  # E(v, h) for every h, (32,)
+        expected = -torch.logsumexp(-energies, 0)
+        assert rbm.free_energy(v[None])[0].item() == pytest.approx(expected.item(), abs=1e-10)
+        assert rbm.free_energy(v[None], exact=True)[0].item() == pytest.approx(expected.item(), abs=1e-10)
+
+
+def test_multinary_copies_free_energy_equals_enumeration():
+    """Hidden units with N = 3 are 3 binary copies with offsets o_n: enumerate 2^(3·2) states."""
+    hu = Units.make(3)
+    rbm = dense(3, 2, hu=hu, std=0.5, seed=1)
+    W, a, b = rbm.physical()
+    o = hu.offsets(dtype=torch.float64)
+    copies = torch.tensor(list(itertools.product([0.0, 1.0], repeat=6))).view(-1, 2, 3)  # (64, H, N)
+    for v in torch.tensor(list(itertools.product([0.0, 1.0], repeat=3))):
+        x = b + v @ W  # (H,)
+        energies = -(a @ v) - ((x[None, :, None] - o) * copies).sum((1, 2))
+        expected = -torch.logsumexp(-energies, 0)
+        assert rbm.free_energy(v[None], exact=True)[0].item() == pytest.approx(expected.item(), abs=1e-10)
+
+
+@pytest.mark.parametrize("act", ["sigmoid", "relu"])
+def test_n1_multinary_formulas_reduce_to_binary(act):
+    u = Units.make(1, 1.0, "sigmoid")
+    x = torch.linspace(-9, 9, 37)
+    assert torch.allclose(u.mean(x), torch.sigmoid(x))
+    assert torch.allclose(u.integral(x), F.softplus(x))
+    assert torch.allclose(u.variance(x), torch.sigmoid(x) * torch.sigmoid(-x))
+    assert torch.allclose(u.copies_integral(x), F.softplus(x))
+    assert torch.allclose(u.copies_mean(x), u.mean(x))
+    # Default k for N = 1 sigmoid is exactly the binary unit.
+    assert Units.make(1) == u
+    # The capped ReLU with N = 1 is the clipped identity.
+    r = Units.make(1, None, act)
+    if act == "relu":
+        assert torch.allclose(r.mean(x), x.clamp(0, 1))
+
+
+def test_integral_is_antiderivative_of_mean():
+    for u in [Units.make(255), Units.make(7, 0.3), Units.make(255, None, "relu"), Units.make(5, 0.37, "relu")]:
+        x = torch.linspace(-3 / u.k, 3 / u.k, 1001, requires_grad=True)
+        (grad,) = torch.autograd.grad(u.integral(x).sum(), x)
+        assert torch.allclose(grad, u.mean(x), atol=1e-9)
+        assert u.integral(torch.tensor(-60.0 / u.k)).item() < 1e-6 * u.n / u.k  # G(−∞) = 0
+
+
+def test_copies_approximation_for_defaults():
+    """READING.md: with N = 255, k = 4/N the copies mean, variance and free energy follow
+    f, f' and ∫f. Bounds measured: |Δmean| < 0.45, |Δvar| < 0.25 (peak f′ = 1), ∫ band < 7 nats."""
+    u = Units.make(255)
+    x = torch.linspace(-6 / u.k, 6 / u.k, 4001)
+    assert (u.copies_mean(x) - u.mean(x)).abs().max() < 0.45
+    assert (u.copies_variance(x) - u.variance(x)).abs().max() < 0.25
+    d = u.copies_integral(x) - u.integral(x)
+    assert d.max() - d.min() < 7.0
+    # k = 1 breaks it (8.7 % of N), which is why k is small by default.
+    bad = Units.make(255, 1.0)
+    assert (bad.copies_mean(x) - bad.mean(x)).abs().max() > 15
+    # Capped ReLU with k = 1/N: NReLU offsets n − ½; error ≤ log 2 at the kinks.
+    r = Units.make(255, None, "relu")
+    assert torch.allclose(r.offsets(dtype=torch.float64), torch.arange(255) + 0.5)
+    xr = torch.linspace(-20, 275, 3001)
+    assert (r.copies_mean(xr) - r.mean(xr)).abs().max() < math.log(2) + 1e-3
+
+
+@pytest.mark.parametrize("n,act", [(15, "sigmoid"), (255, "sigmoid"), (40, "relu")])
+def test_moment_matched_sampler_matches_exact(n, act):
+    u = Units.make(n, None, act)
+    g = torch.Generator().manual_seed(3)
+    centre = 0.0 if act == "sigmoid" else n / 2 / (u.k * n)
+    x = (centre + torch.tensor([-1.5, -0.5, 0.0, 0.7, 1.9]) / u.k / (1 if act == "sigmoid" else 4)).repeat(20000, 1)
+    exact = u.sample(x, g, exact=True)
+    approx = u.sample(x, g, exact=False)
+    assert exact.min() >= 0 and exact.max() <= n and approx.min() >= 0 and approx.max() <= n
+    assert torch.equal(approx, approx.round())
+    # Means: the copies mean and f differ by < 0.45 (above); Monte Carlo error is ~0.02.
+    assert (exact.mean(0) - approx.mean(0)).abs().max() < 0.5
+    # Variances: moment-matched adds rounding noise (1/12) and clamps; within 15 % + 0.2.
+    ve, va = exact.var(0), approx.var(0)
+    assert ((ve - va).abs() <= 0.15 * ve + 0.2).all(), (ve, va)
+
+
+def _cd1_grads(rbm, v, v_neg):
+    """The CD-1 update (hand-written): ΔW = ⟨v fₕ(x(v))⟩ − ⟨v′ fₕ(x(v′))⟩ in physical units."""
+    W, a, b = rbm.physical()
+    hu = rbm.spec.hidden_units
+    hp, hn = hu.mean(b + v @ W), hu.mean(b + v_neg @ W)
+    B = v.shape[0]
+    return (v.t() @ hp - v_neg.t() @ hn) / B, (v - v_neg).mean(0), (hp - hn).mean(0)
+
+
+@pytest.mark.parametrize("n", [1, 255])
+def test_loss_gradient_equals_cd1_update(n):
+    u = Units.make(n)
+    rbm = dense(7, 5, vu=u, hu=u, std=0.3, seed=2)
+    g = torch.Generator().manual_seed(4)
+    v = torch.randint(0, n + 1, (3, 7), generator=g).double()
+    v_neg = meanfield_reconstruction(rbm, v)
+    contrastive_loss(rbm, v, v_neg).backward()
+    dW, da, db = _cd1_grads(rbm, v, v_neg)
+    # natural = physical × (s, k_v, k_h): chain rule gives ∂/∂W̃ = ∂/∂W / s, etc.
+    assert torch.allclose(-rbm.weight.grad, dW / rbm.scale, rtol=1e-9, atol=1e-12)
+    assert torch.allclose(-rbm.visible_bias.grad, da / u.k, rtol=1e-9, atol=1e-12)
+    assert torch.allclose(-rbm.hidden_bias.grad, db / u.k, rtol=1e-9, atol=1e-12)
+
+
+def test_sgd_step_equals_cd1_binary():
+    rbm = dense(7, 5, std=0.3, seed=5)
+    W0 = rbm.weight.detach().clone()
+    v = torch.randint(0, 2, (9, 7), generator=torch.Generator().manual_seed(6)).double()
+    v_neg = meanfield_reconstruction(rbm, v)
+    dW, _, _ = _cd1_grads(rbm, v, v_neg)
+    opt = torch.optim.SGD(rbm.parameters(), lr=0.1)
+    contrastive_loss(rbm, v, v_neg).backward()
+    opt.step()
+    assert torch.allclose(rbm.weight.detach(), W0 + 0.1 * dW, atol=1e-12)
+
+
+def _conv(C, HW, out, k, s, p, vu=BIN, hu=BIN, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    rbm = RBM(LayerSpec("conv", (C, *HW), out, vu, hu, k, s, p), init_std=0.5, generator=g).double()
+    with torch.no_grad():
+        rbm.visible_bias.copy_(torch.randn(C, generator=g))
+        rbm.hidden_bias.copy_(torch.randn(out, generator=g))
+    return rbm
+
+
+def test_full_kernel_conv_equals_dense():
+    u = Units.make(3)
+    conv = _conv(3, (5, 5), 7, 5, 1, 0, u, u)
+    lin = dense(75, 7, u, u)
+    with torch.no_grad():
+        lin.weight.copy_(conv.weight.reshape(7, 75).t())
+        lin.visible_bias.copy_(conv.visible_bias.repeat_interleave(25))
+        lin.hidden_bias.copy_(conv.hidden_bias)
+    v = torch.randint(0, 4, (3, 3, 5, 5)).double()
+    h = torch.rand(3, 7, 1, 1) * 3
+    assert torch.allclose(conv.hidden_input(v).flatten(1), lin.hidden_input(v.flatten(1)))
+    assert torch.allclose(conv.visible_input(h).flatten(1), lin.visible_input(h.flatten(1)))
+    assert torch.allclose(conv.free_energy(v), lin.free_energy(v.flatten(1)))
+
+
+def test_conv_and_transposed_conv_are_adjoint():
+    conv = _conv(3, (7, 9), 5, 4, 2, 1)
+    with torch.no_grad():
+        conv.visible_bias.zero_()
+        conv.hidden_bias.zero_()
+    v = torch.randn(2, 3, 7, 9)
+    h = torch.randn(2, *conv.spec.hidden_shape)
+    assert conv.spec.hidden_shape == (5, 3, 4)
+    assert conv.visible_input(h).shape == v.shape
+    lhs = (conv.hidden_input(v) * h).sum()
+    rhs = (v * conv.visible_input(h)).sum()
+    assert lhs.item() == pytest.approx(rhs.item(), rel=1e-10)
+
+
+def test_parse_arch_and_presets():
+    assert parse_arch("conv:64,conv:128:3:1:0,dense:500") == [
+        ("conv", 64, 4, 2, 1), ("conv", 128, 3, 1, 0), ("dense", 500, 0, 0, 0)]
+    for bad in ["dense:0", "conv:3:0", "dense:5,conv:3", "mlp:5", "dense:x", "", "dense:5:1"]:
+        with pytest.raises(RbmError):
+            parse_arch(bad)
+    specs = build_specs("paper-generate", (3, 128, 128), Units.make(255), Units.make(255))
+    assert [s.hidden_shape for s in specs[:5]] == [(64, 64, 64), (128, 32, 32), (256, 16, 16), (256, 8, 8), (256, 4, 4)]
+    assert [s.visible_shape for s in specs[5:]] == [(4096,), (1000,), (500,), (200,)]
+    assert build_specs("paper-generate", (3, 64, 64), BIN, BIN)[5].visible_shape == (1024,)
+
+
+def test_joint_mode_flows_into_lower_layers_detached_does_not():
+    specs = build_specs("dense:7,dense:5", (1, 3, 3), BIN, BIN)
+    for mode, flows in [("joint", True), ("detached", False)]:
+        dbn = DBN(specs, 0.3, torch.Generator().manual_seed(0)).double()
+        v = torch.rand(4, 1, 3, 3)
+        losses = dbn_losses(dbn, v, mode=mode)
+        (g,) = torch.autograd.grad(losses[1], dbn.layers[0].weight, allow_unused=True)
+        assert (g is not None and g.abs().sum() > 0) == flows
+
+
+def test_exact_log_partition_matches_brute_force():
+    rbm = dense(5, 3, std=1.0, seed=7)
+    W, a, b = rbm.physical()
+    vs = torch.tensor(list(itertools.product([0.0, 1.0], repeat=5)))
+    hs = torch.tensor(list(itertools.product([0.0, 1.0], repeat=3)))
+    E = -(vs @ a)[:, None] - (hs @ b)[None, :] - vs @ W @ hs.t()
+    assert exact_log_partition(rbm) == pytest.approx(torch.logsumexp(-E.flatten(), 0).item(), abs=1e-10)
+    rbm2 = dense(3, 6, std=1.0, seed=8)  # enumerates the visible side instead
+    W, a, b = rbm2.physical()
+    vs, hs = vs[:8, 2:], torch.tensor(list(itertools.product([0.0, 1.0], repeat=6)))
+    E = -(vs @ a)[:, None] - (hs @ b)[None, :] - vs @ W @ hs.t()
+    assert exact_log_partition(rbm2) == pytest.approx(torch.logsumexp(-E.flatten(), 0).item(), abs=1e-10)
