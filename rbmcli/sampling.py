@@ -52,3 +52,38 @@ def negatives(rbm: RBM, v: torch.Tensor, method: str, steps: int, generator: tor
     if method == "pcd":
         return gibbs_chain(rbm, chain, steps, generator)
     raise ValueError(f"unknown negatives {method!r}")
+
+
+@torch.no_grad()
+def top_chain_start(dbn, n: int, generator: torch.Generator | None, data: torch.Tensor | None = None,
+                    device=None) -> torch.Tensor:
+    """Initial visible state of the top RBM, (n, *visible_shape): data pushed up the stack,
+    or (data=None) a draw of the top visible units at zero input (mean N/2 for sigmoid)."""
+    top = dbn.layers[-1]
+    if data is not None:
+        return top.flatten_input(dbn.up(data, upto=len(dbn.layers) - 1))
+    zeros = torch.zeros(n, *top.spec.visible_shape, device=device)
+    return top.spec.visible_units.sample(zeros, generator)
+
+
+@torch.no_grad()
+def generate(dbn, n: int, steps: int, generator: torch.Generator | None, data: torch.Tensor | None = None,
+             every: int = 0, device=None) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Samples of the DBN in pixel units 0..N_v, (n, *input_shape): `steps` block-Gibbs steps in
+    the top RBM (the last visible a mean), then one mean pass down (paper §4). With every > 0
+    also returns the pixels of the chain after every `every` steps (a list of (n, *input_shape))."""
+    top = dbn.layers[-1]
+    v = top_chain_start(dbn, n, generator, data, device)
+    frames = []
+    for i in range(steps):
+        v = gibbs_step(top, v, generator, mean_visible=i == steps - 1)
+        if every and (i + 1) % every == 0:
+            frames.append(_to_pixels(dbn, v))
+    return _to_pixels(dbn, v), frames
+
+
+def _to_pixels(dbn, v_top: torch.Tensor) -> torch.Tensor:
+    """Mean pass from the top RBM's visible state down to the data layer, (n, *visible_shape₀)."""
+    if len(dbn.layers) == 1:
+        return v_top
+    return dbn.down(v_top, start=len(dbn.layers) - 2)

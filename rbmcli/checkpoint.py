@@ -1,0 +1,154 @@
+"""Checkpoints: safetensors tensors plus string metadata that describe the model.
+
+Model file (`model.safetensors`): tensors `layers.{i}.weight`, `layers.{i}.visible_bias`,
+`layers.{i}.hidden_bias` (natural parameters, float32); metadata `format` = FORMAT,
+`rbmcli_version`, `model` (JSON: input_shape and the layer specs), `config` (the TrainConfig
+JSON), `dataset`, `size`, `epoch`, `step`. Training state (`*.state.safetensors`): Adam moments
+`optim.{name}.exp_avg|exp_avg_sq|step`, generator states `rng.{name}` and persistent chains
+`chains.{i}`, so that `--resume` continues exactly. Both written atomically (temp + rename).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from rbmcli import __version__
+from rbmcli.dbn import DBN
+from rbmcli.errors import RbmError
+from rbmcli.rbm import LayerSpec
+
+FORMAT = "rbmcli-dbn/1"
+STATE_FORMAT = "rbmcli-state/1"
+MAX_HEADER = 100 * 1024 * 1024  # safetensors header bigger than this is not a checkpoint of ours
+
+
+def atomic_save(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str]) -> None:
+    """Write a safetensors file so that `path` is either the old file or the complete new one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, tmp, metadata=metadata)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def model_metadata(dbn: DBN, input_shape: tuple[int, ...], extra: dict[str, str]) -> dict[str, str]:
+    model = {"input_shape": list(input_shape), "layers": [s.to_dict() for s in dbn.specs]}
+    return {"format": FORMAT, "rbmcli_version": __version__, "model": json.dumps(model), **extra}
+
+
+def save_model(path: Path, dbn: DBN, input_shape: tuple[int, ...], extra: dict[str, str]) -> None:
+    """Save the DBN's parameters (float32) and its self-description."""
+    tensors = {k: v.float() for k, v in dbn.state_dict().items()}
+    atomic_save(tensors, path, model_metadata(dbn, input_shape, extra))
+
+
+def read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """All tensors and the metadata of a safetensors file; any defect becomes an RbmError."""
+    path = Path(path)
+    if not path.is_file():
+        raise RbmError(f"checkpoint not found: {path}")
+    size = path.stat().st_size
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+        n = int.from_bytes(head, "little") if len(head) == 8 else -1
+        if n <= 0 or n > min(MAX_HEADER, size - 8):
+            raise ValueError("bad header length")
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except RbmError:
+        raise
+    except Exception as e:  # safetensors raises several types on corrupt files
+        raise RbmError(f"{path} is not a valid safetensors checkpoint ({str(e).splitlines()[0][:120]})") from None
+    return tensors, meta
+
+
+def load_model(path: Path) -> tuple[DBN, dict]:
+    """Rebuild the DBN from a checkpoint. Returns (dbn, info) with info = the metadata, its
+    `model` and `config` parsed from JSON."""
+    tensors, meta = read_safetensors(path)
+    if meta.get("format") != FORMAT:
+        found = meta.get("format", "no format field")
+        raise RbmError(f"{path} is not an rbmcli checkpoint of format {FORMAT} (found: {found})")
+    try:
+        model = json.loads(meta["model"])
+        specs = [LayerSpec.from_dict(d) for d in model["layers"]]
+        input_shape = tuple(int(x) for x in model["input_shape"])
+        dbn = DBN(specs, init_std=0.0)
+    except RbmError:
+        raise
+    except Exception as e:
+        raise RbmError(f"{path}: malformed model description in metadata ({type(e).__name__}: {e})"[:300]) from None
+    expected = dbn.state_dict()
+    if set(tensors) != set(expected):
+        missing, extra = sorted(set(expected) - set(tensors)), sorted(set(tensors) - set(expected))
+        raise RbmError(f"{path}: tensors do not match the model (missing {missing[:3]}, unexpected {extra[:3]})")
+    for name, t in tensors.items():
+        if t.shape != expected[name].shape or not t.dtype.is_floating_point:
+            raise RbmError(f"{path}: tensor {name} has shape {tuple(t.shape)} {t.dtype}, "
+                           f"expected {tuple(expected[name].shape)} float")
+        if not torch.isfinite(t).all():
+            raise RbmError(f"{path}: tensor {name} holds NaN or infinite values")
+    dbn.load_state_dict({k: v.float() for k, v in tensors.items()})
+    info = dict(meta, model=model, input_shape=input_shape)
+    info["config"] = json.loads(meta["config"]) if "config" in meta else {}
+    return dbn, info
+
+
+def state_path(model_path: Path) -> Path:
+    """The training-state file beside a model file: model.safetensors → model.state.safetensors."""
+    p = Path(model_path)
+    return p.with_name(p.name.removesuffix(".safetensors") + ".state.safetensors")
+
+
+def save_state(path: Path, optimizer: torch.optim.Optimizer, names: list[str],
+               generators: dict[str, torch.Generator], chains: list, counters: dict[str, int]) -> None:
+    """Adam moments per named parameter, generator states, persistent chains, counters."""
+    tensors = {}
+    for name, p in zip(names, (p for g in optimizer.param_groups for p in g["params"])):
+        for key, value in optimizer.state.get(p, {}).items():
+            tensors[f"optim.{name}.{key}"] = torch.as_tensor(value).float().reshape(-1) if key == "step" else value
+    for key, g in generators.items():
+        tensors[f"rng.{key}"] = g.get_state()
+    for i, c in enumerate(chains):
+        if c is not None:
+            tensors[f"chains.{i}"] = c
+    meta = {"format": STATE_FORMAT, **{k: str(v) for k, v in counters.items()}}
+    atomic_save(tensors, path, meta)
+
+
+def load_state(path: Path, optimizer: torch.optim.Optimizer, names: list[str],
+               generators: dict[str, torch.Generator], n_layers: int, device) -> tuple[list, dict[str, int]]:
+    """Restore what `save_state` wrote; returns (chains, counters)."""
+    tensors, meta = read_safetensors(path)
+    if meta.get("format") != STATE_FORMAT:
+        raise RbmError(f"{path} is not an rbmcli training state (format {meta.get('format')})")
+    params = [p for g in optimizer.param_groups for p in g["params"]]
+    for name, p in zip(names, params):
+        keys = {k.rsplit(".", 1)[1] for k in tensors if k.startswith(f"optim.{name}.")}
+        if keys:
+            st = {key: tensors[f"optim.{name}.{key}"].to(device) for key in keys}
+            if "step" in st:
+                st["step"] = st["step"].reshape(()).cpu()
+            optimizer.state[p] = st
+    for key, g in generators.items():
+        if f"rng.{key}" in tensors:
+            g.set_state(tensors[f"rng.{key}"])
+    chains = [tensors[f"chains.{i}"].to(device) if f"chains.{i}" in tensors else None for i in range(n_layers)]
+    counters = {k: int(v) for k, v in meta.items() if k != "format"}
+    return chains, counters

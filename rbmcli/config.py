@@ -1,0 +1,63 @@
+"""The one typed training configuration, echoed at start, saved as config.json and in every
+checkpoint's metadata."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields
+
+from rbmcli.errors import RbmError
+
+BINARIZE = ("none", "threshold", "sample")
+
+
+@dataclass
+class TrainConfig:
+    dataset: str = "mnist"  # mnist, fashion-mnist, cifar10, caltech101, celeba, folder
+    data_dir: str | None = None  # where the dataset lies (torchvision layout); mnist needs none
+    size: int | None = None  # center crop + resize to size×size (None: the dataset's own size)
+    arch: str = "small"  # a preset name or a spec string such as "conv:64,conv:128,dense:500"
+    visible_units: int = 255  # N of the data layer: pixels 0..255 map onto 0..N
+    hidden_units: int = 255  # N of every hidden layer
+    k: float | None = None  # scale inside g; None: 1 for N = 1, 4/N for sigmoid, 1/N for relu
+    activation: str = "sigmoid"  # unit activation g: sigmoid (paper) or relu (capped NReLU)
+    binarize: str = "none"  # N_v = 1 only: none (intensities as probabilities), threshold, sample
+    negatives: str = "meanfield"  # meanfield (paper), cd (CD-k) or pcd (persistent chains)
+    gibbs_steps: int = 1  # k of CD-k / PCD-k
+    mode: str = "joint"  # joint (backprop through the stack), detached, greedy
+    epochs: int = 5  # epochs (greedy: per layer)
+    batch_size: int = 128  # paper: 128
+    lr: float = 0.03  # Adam learning rate (paper: 0.03, betas 0.9/0.999)
+    init_std: float = 0.01  # std of the initial natural weights
+    limit: int | None = None  # use only the first n training images
+    device: str = "auto"  # auto (cuda, mps, cpu), cpu, cuda, cuda:i
+    seed: int = 0  # seeds every generator: same seed, same weights
+    sample_steps: int = 200  # Gibbs steps for the per-epoch sample grid
+    save_every: int = 0  # also save every n optimiser steps (0: at epoch ends only)
+    download: bool = False  # allow torchvision to download the dataset
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in json.loads(text).items() if k in known})
+
+    def validate(self) -> "TrainConfig":
+        """Raise RbmError(usage=True) on an invalid value or combination."""
+        def need(ok: bool, msg: str):
+            if not ok:
+                raise RbmError(msg, usage=True)
+        need(self.visible_units >= 1 and self.hidden_units >= 1, "units N must be >= 1")
+        need(self.k is None or self.k > 0, "k must be > 0")
+        need(self.epochs >= 1, "--epochs must be >= 1")
+        need(self.batch_size >= 1, "--batch-size must be >= 1")
+        need(self.lr > 0, "--lr must be > 0")
+        need(self.limit is None or self.limit >= 1, "--limit must be >= 1")
+        need(self.gibbs_steps >= 1, "--gibbs-steps must be >= 1")
+        need(self.binarize in BINARIZE, f"--binarize must be one of {BINARIZE}")
+        need(self.binarize == "none" or self.visible_units == 1, "--binarize needs --visible-units 1")
+        need(self.size is None or self.size >= 4, "--size must be >= 4")
+        need(self.save_every >= 0, "--save-every must be >= 0")
+        return self

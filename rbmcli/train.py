@@ -1,0 +1,283 @@
+"""Training: sum the layer losses and minimise with Adam (paper §4), with a run folder.
+
+Run folder: config.json, metrics.jsonl (one line per epoch), model.safetensors (+ its
+.state.safetensors for --resume), samples-epochNNN.png and recon-epochNNN.png.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from rbmcli.checkpoint import load_model, load_state, save_model, save_state, state_path
+from rbmcli.config import TrainConfig
+from rbmcli.dbn import DBN, build_specs
+from rbmcli.errors import RbmError
+from rbmcli.loss import MODES, dbn_losses
+from rbmcli.sampling import NEGATIVES, generate
+from rbmcli.units import Units
+
+MODEL_FILE = "model.safetensors"
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    checkpoint: Path
+    epochs_done: int
+    metrics: list[dict] = field(default_factory=list)
+    seconds: float = 0.0
+    interrupted: bool = False
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' → cuda, then mps, then cpu; an unavailable device is a usage error."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise RbmError(f"unknown device {name!r}: use auto, cpu, cuda or cuda:N", usage=True) from None
+    if dev.type == "cuda" and (not torch.cuda.is_available() or (dev.index or 0) >= torch.cuda.device_count()):
+        raise RbmError(f"device {name} is not available on this machine (use --device cpu)", usage=True)
+    if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise RbmError("device mps is not available on this machine (use --device cpu)", usage=True)
+    return dev
+
+
+def to_visible(images: torch.Tensor, n_visible: int) -> torch.Tensor:
+    """uint8 pixels (B, C, H, W) → visible values v = pixel·N_v/255 in [0, N_v], float32.
+    For N_v = 1 gray levels become probabilities in [0, 1] (unless binarised beforehand)."""
+    return images.float() * (n_visible / 255.0)
+
+
+def binarize(images: torch.Tensor, how: str, seed: int) -> torch.Tensor:
+    """uint8 → uint8 in {0, 255}: 'threshold' at 128, 'sample' one Bernoulli(pixel/255) draw
+    (fixed by the seed: the usual stochastically binarised MNIST); 'none' leaves it."""
+    if how == "threshold":
+        return (images >= 128).to(torch.uint8) * 255
+    if how == "sample":
+        g = torch.Generator().manual_seed(seed)
+        return (torch.rand(images.shape, generator=g) < images.float() / 255).to(torch.uint8) * 255
+    return images
+
+
+def load_training_images(cfg: TrainConfig, split: str = "train", progress=None) -> torch.Tensor:
+    """The training images as uint8 (n, C, H, W), limited and binarised as configured."""
+    from rbmcli.data import load_dataset
+
+    ds = load_dataset(cfg.dataset, split, cfg.data_dir, cfg.size, cfg.limit, cfg.download, seed=cfg.seed)
+    if cfg.batch_size > len(ds.images):
+        raise RbmError(f"--batch-size {cfg.batch_size} is larger than the {len(ds.images)} training images", usage=True)
+    return binarize(ds.images, cfg.binarize, cfg.seed)
+
+
+def build_dbn(cfg: TrainConfig, input_shape: tuple[int, int, int]) -> DBN:
+    """A freshly initialised DBN for cfg (same seed ⇒ same weights)."""
+    if cfg.negatives not in NEGATIVES:
+        raise RbmError(f"--negatives must be one of {NEGATIVES}", usage=True)
+    if cfg.mode not in MODES:
+        raise RbmError(f"--mode must be one of {MODES}", usage=True)
+    vis = Units.make(cfg.visible_units, cfg.k if cfg.visible_units > 1 else None, cfg.activation)
+    hid = Units.make(cfg.hidden_units, cfg.k if cfg.hidden_units > 1 else None, cfg.activation)
+    specs = build_specs(cfg.arch, input_shape, vis, hid)
+    return DBN(specs, cfg.init_std, torch.Generator().manual_seed(cfg.seed))
+
+
+def default_run_dir(cfg: TrainConfig) -> Path:
+    arch = "".join(c if c.isalnum() or c in "-_" else "_" for c in cfg.arch)[:40]
+    return Path("runs") / f"{cfg.dataset}-{arch}-{datetime.now():%Y%m%d-%H%M%S}"
+
+
+def epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
+    """The order of epoch `epoch`: a function of (seed, epoch) alone, so a resumed run
+    replays exactly the batches an uninterrupted one would."""
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
+
+
+def layers_for_epoch(cfg: TrainConfig, n_layers: int, epoch: int) -> list[int] | None:
+    """Greedy: the one layer trained in this epoch (cfg.epochs epochs each); else all."""
+    return [min(epoch // cfg.epochs, n_layers - 1)] if cfg.mode == "greedy" else None
+
+
+def total_epochs(cfg: TrainConfig, n_layers: int) -> int:
+    return cfg.epochs * (n_layers if cfg.mode == "greedy" else 1)
+
+
+class Trainer:
+    """Owns the training state of one run; `run()` trains and saves as it goes."""
+
+    def __init__(self, cfg: TrainConfig, run_dir: Path, images: torch.Tensor, resume: bool = False,
+                 progress: Callable[[dict], None] | None = None, should_stop: Callable[[], bool] | None = None,
+                 write_images: bool = True):
+        self.cfg, self.run_dir, self.images = cfg, Path(run_dir), images
+        self.progress = progress or (lambda event: None)
+        self.should_stop = should_stop or (lambda: False)
+        self.write_images = write_images
+        self.device = resolve_device(cfg.device)
+        self.input_shape = tuple(images.shape[1:])
+        self.dbn = build_dbn(cfg, self.input_shape).to(self.device)
+        self.names = [n for n, _ in self.dbn.named_parameters()]
+        self.opt = torch.optim.Adam(self.dbn.parameters(), lr=cfg.lr, betas=(0.9, 0.999))
+        self.gen = torch.Generator(device=self.device).manual_seed(cfg.seed + 1)
+        self.chains: list = [None] * len(self.dbn.layers)
+        self.epoch, self.batch, self.step = 0, 0, 0
+        if resume:
+            self._resume()
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.run_dir / MODEL_FILE
+
+    def _resume(self) -> None:
+        dbn, info = load_model(self.checkpoint)
+        if [s.to_dict() for s in dbn.specs] != [s.to_dict() for s in self.dbn.specs]:
+            raise RbmError(f"--resume: the checkpoint in {self.run_dir} has another architecture "
+                           "than the options given", usage=True)
+        self.dbn.load_state_dict(dbn.state_dict())
+        self.chains, c = load_state(state_path(self.checkpoint), self.opt, self.names, {"sample": self.gen},
+                                    len(self.dbn.layers), self.device)
+        self.epoch, self.batch, self.step = c["epoch"], c["batch"], c["step"]
+
+    def save(self) -> None:
+        """Model and training state at the current position (epoch, next batch, step)."""
+        extra = {"config": self.cfg.to_json(), "dataset": self.cfg.dataset, "size": str(self.input_shape[-1]),
+                 "epoch": str(self.epoch), "step": str(self.step)}
+        # State first: a model file never points at a state older than itself.
+        save_state(state_path(self.checkpoint), self.opt, self.names, {"sample": self.gen}, self.chains,
+                   {"epoch": self.epoch, "batch": self.batch, "step": self.step})
+        save_model(self.checkpoint, self.dbn, self.input_shape, extra)
+
+    def train_step(self, v: torch.Tensor, layers: list[int] | None) -> list[float]:
+        """One Adam step on the summed layer losses; returns each layer's loss."""
+        cfg = self.cfg
+        losses = dbn_losses(self.dbn, v, cfg.negatives, cfg.gibbs_steps, self.gen, cfg.mode, self.chains, layers)
+        self.opt.zero_grad(set_to_none=True)
+        torch.stack(losses).sum().backward()
+        values = [float(x) for x in torch.stack(losses).detach().cpu()]
+        self._check_finite(values, layers)
+        self.opt.step()
+        return values
+
+    def _check_finite(self, values: list[float], layers: list[int] | None) -> None:
+        ids = layers if layers is not None else list(range(len(self.dbn.layers)))
+        for i, value in zip(ids, values):
+            grads_ok = all(p.grad is None or torch.isfinite(p.grad).all() for p in self.dbn.layers[i].parameters())
+            if not math.isfinite(value) or not grads_ok:
+                raise RbmError(f"training diverged: layer {i} loss is {value} at step {self.step} "
+                               f"(epoch {self.epoch + 1}); lower --lr. The last good checkpoint is {self.checkpoint}")
+
+    def run(self) -> TrainResult:
+        cfg, t0 = self.cfg, time.time()
+        n, B = len(self.images), self.cfg.batch_size
+        steps_per_epoch = n // B  # a last partial batch is dropped (it is in the next epoch's order)
+        epochs = total_epochs(cfg, len(self.dbn.layers))
+        metrics = []
+        self.progress({"kind": "start", "epochs": epochs, "steps_per_epoch": steps_per_epoch, "epoch": self.epoch,
+                       "device": str(self.device)})
+        while self.epoch < epochs:
+            layers = layers_for_epoch(cfg, len(self.dbn.layers), self.epoch)
+            perm, t_epoch, sums, count = epoch_permutation(n, cfg.seed, self.epoch), time.time(), None, 0
+            while self.batch < steps_per_epoch:
+                idx = perm[self.batch * B:(self.batch + 1) * B]
+                v = to_visible(self.images[idx].to(self.device, non_blocking=True), cfg.visible_units)
+                values = self.train_step(v, layers)
+                sums = values if sums is None else [a + b for a, b in zip(sums, values)]
+                count += 1
+                self.batch, self.step = self.batch + 1, self.step + 1
+                self.progress({"kind": "batch", "epoch": self.epoch, "batch": self.batch, "loss": values})
+                if cfg.save_every and self.step % cfg.save_every == 0:
+                    self.save()
+                if self.should_stop():
+                    self.save()
+                    return TrainResult(self.run_dir, self.checkpoint, self.epoch, metrics, time.time() - t0, True)
+            self.epoch, self.batch = self.epoch + 1, 0
+            row = self.epoch_metrics(sums, count, layers, time.time() - t_epoch)
+            self.save()
+            self._write_epoch(row)
+            metrics.append(row)
+            self.progress({"kind": "epoch", **row})
+        return TrainResult(self.run_dir, self.checkpoint, self.epoch, metrics, time.time() - t0)
+
+    @torch.no_grad()
+    def epoch_metrics(self, sums, count, layers, seconds) -> dict:
+        """Mean loss per trained layer, reconstruction RMSE in [0, 1] pixel units (layer 0 one
+        step, and the whole stack up and down), dead/saturated hidden-unit fractions."""
+        n_v = self.cfg.visible_units
+        v = to_visible(self.images[:256].to(self.device), n_v)
+        ids = layers if layers is not None else list(range(len(self.dbn.layers)))
+        row = {"epoch": self.epoch, "step": self.step, "seconds": round(seconds, 3),
+               "loss": {str(i): (s / max(count, 1)) for i, s in zip(ids, sums or [])}}
+        first = self.dbn.layers[0]
+        rec = first.visible_mean(first.hidden_mean(first.flatten_input(v)))
+        row["recon_rmse"] = float(((rec - first.flatten_input(v)) / n_v).pow(2).mean().sqrt())
+        stack = self.dbn.down(self.dbn.up(v)).reshape(v.shape)
+        row["stack_recon_rmse"] = float(((stack - v) / n_v).pow(2).mean().sqrt())
+        dead, sat, x = {}, {}, v
+        for i, layer in enumerate(self.dbn.layers):
+            x = layer.hidden_mean(layer.flatten_input(x))
+            unit_mean = x.flatten(2).mean(2).mean(0) if x.dim() == 4 else x.mean(0)
+            n_h = layer.spec.hidden_units.n
+            dead[str(i)] = float((unit_mean < 0.01 * n_h).float().mean())
+            sat[str(i)] = float((unit_mean > 0.99 * n_h).float().mean())
+        row["dead_fraction"], row["saturated_fraction"] = dead, sat
+        return row
+
+    def _write_epoch(self, row: dict) -> None:
+        with open(self.run_dir / "metrics.jsonl", "a") as f:
+            f.write(json.dumps(row) + "\n")
+        if self.write_images:
+            self.write_epoch_images()
+
+    @torch.no_grad()
+    def write_epoch_images(self) -> None:
+        """A grid of 64 samples and one of 32 images above their stack reconstructions."""
+        from rbmcli.images import save_png
+
+        n_v, shape = self.cfg.visible_units, self.input_shape
+        g = torch.Generator(device=self.device).manual_seed(self.cfg.seed + 2)  # same chains every epoch
+        samples, _ = generate(self.dbn, 64, self.cfg.sample_steps, g, device=self.device)
+        save_png((samples.reshape(-1, *shape) / n_v).clamp(0, 1).cpu(), self.run_dir / f"samples-epoch{self.epoch:03d}.png")
+        v = to_visible(self.images[:32].to(self.device), n_v)
+        rec = self.dbn.down(self.dbn.up(v)).reshape(v.shape)
+        save_png((torch.cat([v, rec]) / n_v).clamp(0, 1).cpu(), self.run_dir / f"recon-epoch{self.epoch:03d}.png", nrow=8)
+
+
+def prepare_run_dir(cfg: TrainConfig, out: Path | None, resume: bool) -> Path:
+    """Create the run folder and config.json; refuse to overwrite an existing run."""
+    run_dir = Path(out) if out else default_run_dir(cfg)
+    if resume:
+        if not (run_dir / MODEL_FILE).is_file():
+            raise RbmError(f"--resume: no {MODEL_FILE} in {run_dir}", usage=True)
+        return run_dir
+    if (run_dir / MODEL_FILE).exists() or (run_dir / "config.json").exists():
+        raise RbmError(f"{run_dir} already holds a run: pass --resume to continue it, or another --out")
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.json").write_text(json.dumps(asdict(cfg), indent=2, sort_keys=True) + "\n")
+    except OSError as e:
+        raise RbmError(f"cannot write the run folder {run_dir}: {e.strerror}") from None
+    return run_dir
+
+
+def train(cfg: TrainConfig, out: Path | None = None, resume: bool = False, progress=None,
+          should_stop=None, images: torch.Tensor | None = None) -> TrainResult:
+    """Train a DBN as configured; the library entry point behind `rbm train`."""
+    cfg.validate()
+    torch.manual_seed(cfg.seed)
+    if images is None:
+        images = load_training_images(cfg)
+    run_dir = prepare_run_dir(cfg, out, resume)
+    trainer = Trainer(cfg, run_dir, images, resume, progress, should_stop)
+    return trainer.run()
