@@ -278,6 +278,8 @@ def train(cfg: TrainConfig, out: Path | None = None, resume: bool = False, progr
     torch.manual_seed(cfg.seed)
     if images is None:
         images = load_training_images(cfg)
+    resolve_device(cfg.device)
+    build_dbn(cfg, tuple(images.shape[1:]))  # architecture errors before anything is written
     run_dir = prepare_run_dir(cfg, out, resume)
     trainer = Trainer(cfg, run_dir, images, resume, progress, should_stop)
     return trainer.run()

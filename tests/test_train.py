@@ -1,0 +1,138 @@
+"""Training behaviour: likelihood rises, determinism, exact resume, checkpoints."""
+
+import json
+import math
+
+import pytest
+import torch
+
+from rbmcli.checkpoint import load_model, read_safetensors, save_model, state_path
+from rbmcli.config import TrainConfig
+from rbmcli.errors import RbmError
+from rbmcli.partition import exact_log_partition, log_likelihood
+from rbmcli.train import Trainer, build_dbn, train
+
+
+def patterns(n=600, side=3, seed=0):
+    """Binary 3×3 images: 4 prototypes (bars), each pixel flipped with probability 0.05."""
+    g = torch.Generator().manual_seed(seed)
+    protos = torch.zeros(4, side, side)
+    protos[0, 0, :] = protos[1, :, 0] = protos[2, side - 1, :] = protos[3, :, side - 1] = 1
+    x = protos[torch.randint(0, 4, (n,), generator=g)]
+    flip = torch.rand(x.shape, generator=g) < 0.05
+    return ((x != flip.float()).float() * 255).to(torch.uint8).unsqueeze(1)  # (n, 1, 3, 3)
+
+
+def independent_pixel_ll(images):
+    """Mean log-likelihood of the best independent-pixel model (smoothed marginals), nats."""
+    v = images.flatten(1).double() / 255
+    p = (v.sum(0) + 0.5) / (len(v) + 1)
+    return float((v * p.log() + (1 - v) * (1 - p).log()).sum(1).mean())
+
+
+def cfg(**kw):
+    base = dict(arch="dense:8", visible_units=1, hidden_units=1, epochs=2, batch_size=20, device="cpu",
+                sample_steps=5)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+@pytest.mark.parametrize("negatives", ["meanfield", "pcd"])
+def test_training_raises_exact_log_likelihood_above_independent_pixels(tmp_path, negatives):
+    images = patterns()
+    c = cfg(epochs=25, lr=0.03, negatives=negatives, gibbs_steps=1)
+    fresh = build_dbn(c, (1, 3, 3)).layers[0].double()
+    v = images.flatten(1).double() / 255
+    ll0 = float(log_likelihood(fresh, v, exact_log_partition(fresh)).mean())
+    res = train(c, tmp_path / "run", images=images)
+    dbn, _ = load_model(res.checkpoint)
+    rbm = dbn.layers[0]
+    ll = float(log_likelihood(rbm, v, exact_log_partition(rbm)).mean())
+    ind = independent_pixel_ll(images)
+    # Untrained: ≈ 9·log(1/2) = −6.24; independent pixels ≈ −5.6; the 4-bar mixture with 5 %
+    # noise has entropy ≈ 9·H(0.05) + log 4 ≈ 3.1 nats, so a good RBM gets near −3.5.
+    assert ll0 == pytest.approx(9 * math.log(0.5), abs=0.05)
+    assert ll > ind + 1.0, (ll, ind)
+
+
+def test_same_seed_same_weights_and_different_seed_differs(tmp_path):
+    images = patterns(200)
+    runs = [train(cfg(seed=s), tmp_path / f"r{i}", images=images) for i, s in enumerate([3, 3, 4])]
+    w = [load_model(r.checkpoint)[0].layers[0].weight for r in runs]
+    assert torch.equal(w[0], w[1])
+    assert not torch.equal(w[0], w[2])
+
+
+@pytest.mark.parametrize("negatives,mode", [("meanfield", "joint"), ("pcd", "detached"), ("cd", "greedy")])
+def test_resume_equals_uninterrupted(tmp_path, negatives, mode):
+    images = patterns(200)
+    c = cfg(arch="dense:7,dense:5", negatives=negatives, mode=mode, epochs=2, save_every=0)
+    full = train(c, tmp_path / "full", images=images)
+    # Stop after 13 steps (mid-epoch: 10 steps per epoch), then resume to the end.
+    calls = {"n": 0}
+
+    def stop():
+        calls["n"] += 1
+        return calls["n"] == 13
+
+    part = train(c, tmp_path / "part", images=images, should_stop=stop)
+    assert part.interrupted
+    resumed = Trainer(c, tmp_path / "part", images, resume=True).run()
+    a = load_model(full.checkpoint)[0].state_dict()
+    b = load_model(resumed.checkpoint)[0].state_dict()
+    for name in a:
+        assert torch.equal(a[name], b[name]), name
+    assert resumed.epochs_done == full.epochs_done == c.epochs * (2 if mode == "greedy" else 1)
+
+
+def test_run_folder_contents(tmp_path):
+    res = train(cfg(), tmp_path / "run", images=patterns(100))
+    files = {p.name for p in (tmp_path / "run").iterdir()}
+    assert {"config.json", "metrics.jsonl", "model.safetensors", "model.state.safetensors",
+            "samples-epoch001.png", "recon-epoch002.png"} <= files
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [1, 2]
+    assert set(rows[0]) >= {"loss", "recon_rmse", "seconds", "dead_fraction"}
+    tensors, meta = read_safetensors(res.checkpoint)
+    assert set(tensors) == {"layers.0.weight", "layers.0.visible_bias", "layers.0.hidden_bias"}
+    assert meta["format"] == "rbmcli-dbn/1" and json.loads(meta["config"])["arch"] == "dense:8"
+    with pytest.raises(RbmError, match="already holds a run"):
+        train(cfg(), tmp_path / "run", images=patterns(100))
+
+
+def test_checkpoint_roundtrip_conv_stack(tmp_path):
+    c = cfg(arch="conv:5:3:2:1,dense:7", visible_units=255, hidden_units=3)
+    dbn = build_dbn(c, (3, 9, 11))
+    save_model(tmp_path / "m.safetensors", dbn, (3, 9, 11), {"config": c.to_json()})
+    back, info = load_model(tmp_path / "m.safetensors")
+    assert info["input_shape"] == (3, 9, 11)
+    assert back.specs == dbn.specs
+    x = torch.rand(2, 3, 9, 11) * 255
+    assert torch.allclose(back.features(x), dbn.features(x))
+
+
+def test_bad_checkpoints_are_refused(tmp_path):
+    dbn = build_dbn(cfg(), (1, 3, 3))
+    good = tmp_path / "m.safetensors"
+    save_model(good, dbn, (1, 3, 3), {})
+    data = good.read_bytes()
+    cases = {"missing": None, "empty": b"", "truncated": data[: len(data) // 2], "text": b"hello world",
+             "huge-header": (2**40).to_bytes(8, "little") + data[8:]}
+    for name, content in cases.items():
+        p = tmp_path / f"{name}.safetensors"
+        if content is not None:
+            p.write_bytes(content)
+        with pytest.raises(RbmError):
+            load_model(p)
+    assert not state_path(good).exists()
+
+
+def test_invalid_options_are_usage_errors():
+    for bad in [dict(epochs=0), dict(visible_units=0), dict(k=-1.0), dict(limit=0), dict(binarize="sample"),
+                dict(lr=0.0)]:
+        with pytest.raises(RbmError) as e:
+            TrainConfig(**bad).validate()
+        assert e.value.usage
+    with pytest.raises(RbmError) as e:
+        build_dbn(TrainConfig(arch="conv:4:9"), (1, 3, 3))
+    assert e.value.usage and "does not fit" in str(e.value)
