@@ -19,7 +19,10 @@ from rich.console import Console
 from rich.table import Table
 
 from rbmcli import __version__
+from rbmcli.config import TrainConfig
 from rbmcli.errors import RbmError
+
+_D = TrainConfig()  # the defaults shown by --help are the library's
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, context_settings={"help_option_names": ["-h", "--help"]},
                   help="Restricted Boltzmann machines trained by backprop: train, sample, reconstruct, evaluate.")
@@ -108,36 +111,35 @@ def _train_progress(quiet: bool):
 @app.command()
 @domain_errors
 def train(
-    dataset: Annotated[str, typer.Option(help="mnist, fashion-mnist, cifar10, caltech101, celeba or folder.")] = "mnist",
+    dataset: Annotated[str, typer.Option(help="mnist, fashion-mnist, cifar10, caltech101, celeba or folder.")] = _D.dataset,
     data_dir: Annotated[Optional[Path], typer.Option(help="Dataset folder (torchvision layout; for 'folder' the images). MNIST needs none.")] = None,
-    size: Annotated[Optional[int], typer.Option(help="Center-crop and resize images to SIZE x SIZE.")] = None,
-    arch: Annotated[str, typer.Option(help="Preset (tiny, small, small-dbn, small-conv, paper-classify, paper-generate) or spec like 'conv:64,conv:128,dense:500'.")] = "small",
-    visible_units: Annotated[int, typer.Option(help="N of the data layer (1 = binary; 255 = pixel levels).")] = 255,
-    hidden_units: Annotated[int, typer.Option(help="N of every hidden layer.")] = 255,
-    k: Annotated[Optional[float], typer.Option(help="Scale k in f(x)=N*g(kx); default 1 for N=1, 4/N (sigmoid), 1/N (relu).")] = None,
-    activation: Annotated[str, typer.Option(help="Unit activation g: sigmoid (paper) or relu (capped NReLU).")] = "sigmoid",
-    binarize: Annotated[str, typer.Option(help="With --visible-units 1: none (gray as probabilities), threshold, sample.")] = "none",
-    negatives: Annotated[str, typer.Option(help="Negative samples: meanfield (paper), cd or pcd.")] = "meanfield",
-    gibbs_steps: Annotated[int, typer.Option(help="Gibbs steps for cd/pcd negatives.")] = 1,
-    mode: Annotated[str, typer.Option(help="joint (backprop through the stack), detached, or greedy.")] = "joint",
-    epochs: Annotated[int, typer.Option(help="Training epochs (greedy: per layer).")] = 5,
-    batch_size: Annotated[int, typer.Option(help="Minibatch size (paper: 128).")] = 128,
-    lr: Annotated[float, typer.Option(help="Adam learning rate (paper: 0.03).")] = 0.03,
-    limit: Annotated[Optional[int], typer.Option(help="Use only the first LIMIT training images.")] = None,
-    device: Annotated[str, typer.Option(help="auto (cuda, mps, cpu), cpu, cuda or cuda:N.")] = "auto",
-    seed: Annotated[int, typer.Option(help="Seed for every random choice (same seed, same weights).")] = 0,
+    size: Annotated[Optional[int], typer.Option(help="Center-crop and resize images to SIZE x SIZE.")] = _D.size,
+    arch: Annotated[str, typer.Option(help="Preset (tiny, small, small-dbn, small-conv, paper-classify, paper-generate) or spec like 'conv:64,conv:128,dense:500'.")] = _D.arch,
+    visible_units: Annotated[int, typer.Option(help="N of the data layer (1 = binary; 255 = pixel levels).")] = _D.visible_units,
+    hidden_units: Annotated[int, typer.Option(help="N of every hidden layer.")] = _D.hidden_units,
+    k: Annotated[Optional[float], typer.Option(help="Scale k in f(x)=N*g(kx); default 1 for N=1, 4/N (sigmoid), 1/N (relu).")] = _D.k,
+    activation: Annotated[str, typer.Option(help="Unit activation g: sigmoid (paper) or relu (capped NReLU).")] = _D.activation,
+    binarize: Annotated[str, typer.Option(help="With --visible-units 1: none (gray as probabilities), threshold, sample.")] = _D.binarize,
+    negatives: Annotated[str, typer.Option(help="Negative samples: meanfield (paper), cd or pcd.")] = _D.negatives,
+    gibbs_steps: Annotated[int, typer.Option(help="Gibbs steps for cd/pcd negatives.")] = _D.gibbs_steps,
+    mode: Annotated[str, typer.Option(help="joint (backprop through the stack), detached, or greedy.")] = _D.mode,
+    epochs: Annotated[int, typer.Option(help="Training epochs (greedy: per layer).")] = _D.epochs,
+    batch_size: Annotated[int, typer.Option(help="Minibatch size (paper: 128).")] = _D.batch_size,
+    lr: Annotated[float, typer.Option(help="Adam learning rate (paper: 0.03; see docs/results.md).")] = _D.lr,
+    limit: Annotated[Optional[int], typer.Option(help="Use only the first LIMIT training images.")] = _D.limit,
+    device: Annotated[str, typer.Option(help="auto (cuda, mps, cpu), cpu, cuda or cuda:N.")] = _D.device,
+    seed: Annotated[int, typer.Option(help="Seed for every random choice (same seed, same weights).")] = _D.seed,
     out_dir: Annotated[Optional[Path], typer.Option("--out", help="Run folder (default runs/DATASET-ARCH-TIME).")] = None,
     resume: Annotated[bool, typer.Option(help="Continue the run in --out from its last checkpoint.")] = False,
-    save_every: Annotated[int, typer.Option(help="Also checkpoint every N optimiser steps (0: epoch ends).")] = 0,
-    sample_steps: Annotated[int, typer.Option(help="Gibbs steps for the per-epoch sample grid.")] = 200,
-    download: Annotated[bool, typer.Option(help="Allow downloading the dataset (off: local files only).")] = False,
+    save_every: Annotated[int, typer.Option(help="Also checkpoint every N optimiser steps (0: epoch ends).")] = _D.save_every,
+    sample_steps: Annotated[int, typer.Option(help="Gibbs steps for the per-epoch sample grid.")] = _D.sample_steps,
+    download: Annotated[bool, typer.Option(help="Allow downloading the dataset (off: local files only).")] = _D.download,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
 ):
     """Train an RBM or DBN and write a run folder with checkpoints and sample grids.
 
     Example: rbm train --dataset fashion-mnist --arch small-conv --epochs 10 --out runs/fm
     """
-    from rbmcli.config import TrainConfig
     from rbmcli.train import train as run_training
 
     if resume:
@@ -173,7 +175,6 @@ def train(
 
 def _resumed_config(run_dir: Path, epochs: int):
     """The run's own config (architecture included); only --epochs may extend it."""
-    from rbmcli.config import TrainConfig
 
     path = run_dir / "config.json"
     if not path.is_file():
