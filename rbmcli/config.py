@@ -34,6 +34,10 @@ class TrainConfig:
     seed: int = 0  # seeds every generator: same seed, same weights
     sample_steps: int = 200  # Gibbs steps for the per-epoch sample grid
     save_every: int = 0  # also save every n optimiser steps (0: at epoch ends only)
+    save_minutes: float = 0.0  # also save when this many minutes passed since the last save
+    keep: int = 3  # keep the last `keep` per-epoch checkpoints (model-epochNNN.safetensors) and best.safetensors
+    precision: str = "fp32"  # fp32 or bf16 (autocast: matmuls/convs in bfloat16, free energies in float32)
+    channels_last: bool = False  # conv inputs in channels_last memory format (faster on GPUs)
     download: bool = False  # allow torchvision to download the dataset
 
     def to_json(self) -> str:
@@ -59,5 +63,7 @@ class TrainConfig:
         need(self.binarize in BINARIZE, f"--binarize must be one of {BINARIZE}")
         need(self.binarize == "none" or self.visible_units == 1, "--binarize needs --visible-units 1")
         need(self.size is None or self.size >= 4, "--size must be >= 4")
-        need(self.save_every >= 0, "--save-every must be >= 0")
+        need(self.save_every >= 0 and self.save_minutes >= 0, "--save-every/--save-minutes must be >= 0")
+        need(self.keep >= 0, "--keep must be >= 0")
+        need(self.precision in ("fp32", "bf16"), "--precision must be fp32 or bf16")
         return self

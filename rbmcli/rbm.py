@@ -102,19 +102,21 @@ class RBM(nn.Module):
         W, _, b = self.physical()
         s = self.spec
         if s.kind == "dense":
-            return torch.addmm(b, v.reshape(v.shape[0], -1), W)
-        return F.conv2d(v, W, b, stride=s.stride, padding=s.padding)
+            x = torch.addmm(b, v.reshape(v.shape[0], -1), W)
+        else:
+            x = F.conv2d(v, W, b, stride=s.stride, padding=s.padding)
+        return x.to(v.dtype)  # under bf16 autocast the matmul is bf16; the unit math stays float32
 
     def visible_input(self, h: torch.Tensor) -> torch.Tensor:
         """y = a + hWᵀ (dense) or a + conv_transpose2d(h, W) (conv), shape (B, *visible_shape)."""
         W, a, _ = self.physical()
         s = self.spec
         if s.kind == "dense":
-            return torch.addmm(a, h, W.t())
+            return torch.addmm(a, h, W.t()).to(h.dtype)
         _, hh, ww = s.visible_shape
         pad = (hh - ((h.shape[2] - 1) * s.stride - 2 * s.padding + s.kernel),
                ww - ((h.shape[3] - 1) * s.stride - 2 * s.padding + s.kernel))
-        return F.conv_transpose2d(h, W, a, stride=s.stride, padding=s.padding, output_padding=pad)
+        return F.conv_transpose2d(h, W, a, stride=s.stride, padding=s.padding, output_padding=pad).to(h.dtype)
 
     def visible_term(self, v: torch.Tensor) -> torch.Tensor:
         """a·v per sample, shape (B,); conv: Σ_c a_c Σ_xy v_cxy."""

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -19,6 +21,7 @@ import torch
 from rbmcli.checkpoint import load_model, load_state, save_model, save_state, state_path
 from rbmcli.config import TrainConfig
 from rbmcli.dbn import DBN, build_specs
+from rbmcli.distributed import all_mean, average_gradients, init_world, rank_slice
 from rbmcli.errors import RbmError
 from rbmcli.loss import MODES, dbn_losses
 from rbmcli.sampling import NEGATIVES, generate
@@ -126,11 +129,19 @@ class Trainer:
         self.should_stop = should_stop or (lambda: False)
         self.write_images = write_images
         self.device = resolve_device(cfg.device)
+        self.world = init_world(self.device.type)
+        if self.world.size > 1 and self.device.type == "cuda":
+            self.device = torch.device("cuda", self.world.local_rank)
+            torch.cuda.set_device(self.device)
+        if cfg.batch_size % self.world.size:
+            raise RbmError(f"--batch-size {cfg.batch_size} must divide evenly over {self.world.size} processes",
+                           usage=True)
         self.input_shape = tuple(images.shape[1:])
         self.dbn = build_dbn(cfg, self.input_shape).to(self.device)
         self.names = [n for n, _ in self.dbn.named_parameters()]
         self.opt = torch.optim.Adam(self.dbn.parameters(), lr=cfg.lr, betas=(0.9, 0.999))
-        self.gen = torch.Generator(device=self.device).manual_seed(cfg.seed + 1)
+        self.gen = torch.Generator(device=self.device).manual_seed(cfg.seed + 1 + 1000 * self.world.rank)
+        self.last_save = time.time()
         self.chains: list = [None] * len(self.dbn.layers)
         self.epoch, self.batch, self.step = 0, 0, 0
         if resume:
@@ -151,7 +162,10 @@ class Trainer:
         self.epoch, self.batch, self.step = c["epoch"], c["batch"], c["step"]
 
     def save(self) -> None:
-        """Model and training state at the current position (epoch, next batch, step)."""
+        """Model and training state at the current position (epoch, next batch, step); rank 0 only."""
+        if not self.world.main:
+            return
+        self.last_save = time.time()
         extra = {"config": self.cfg.to_json(), "dataset": self.cfg.dataset, "size": str(self.input_shape[-1]),
                  "epoch": str(self.epoch), "step": str(self.step)}
         # State first: a model file never points at a state older than itself.
@@ -162,10 +176,12 @@ class Trainer:
     def train_step(self, v: torch.Tensor, layers: list[int] | None) -> list[float]:
         """One Adam step on the summed layer losses; returns each layer's loss."""
         cfg = self.cfg
-        losses = dbn_losses(self.dbn, v, cfg.negatives, cfg.gibbs_steps, self.gen, cfg.mode, self.chains, layers)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
+            losses = dbn_losses(self.dbn, v, cfg.negatives, cfg.gibbs_steps, self.gen, cfg.mode, self.chains, layers)
         self.opt.zero_grad(set_to_none=True)
         torch.stack(losses).sum().backward()
-        values = [float(x) for x in torch.stack(losses).detach().cpu()]
+        average_gradients(self.dbn.parameters(), self.world)
+        values = all_mean([float(x) for x in torch.stack(losses).detach().cpu()], self.world)
         self._check_finite(values, layers)
         self.opt.step()
         return values
@@ -190,14 +206,17 @@ class Trainer:
             layers = layers_for_epoch(cfg, len(self.dbn.layers), self.epoch)
             perm, t_epoch, sums, count = epoch_permutation(n, cfg.seed, self.epoch), time.time(), None, 0
             while self.batch < steps_per_epoch:
-                idx = perm[self.batch * B:(self.batch + 1) * B]
+                idx = rank_slice(perm[self.batch * B:(self.batch + 1) * B], self.world)
                 v = to_visible(self.images[idx].to(self.device, non_blocking=True), cfg.visible_units)
+                if cfg.channels_last and v.dim() == 4:
+                    v = v.contiguous(memory_format=torch.channels_last)
                 values = self.train_step(v, layers)
                 sums = values if sums is None else [a + b for a, b in zip(sums, values)]
                 count += 1
                 self.batch, self.step = self.batch + 1, self.step + 1
                 self.progress({"kind": "batch", "epoch": self.epoch, "batch": self.batch, "loss": values})
-                if cfg.save_every and self.step % cfg.save_every == 0:
+                if (cfg.save_every and self.step % cfg.save_every == 0) or \
+                        (cfg.save_minutes and time.time() - self.last_save > 60 * cfg.save_minutes):
                     self.save()
                 if self.should_stop():
                     self.save()
@@ -205,7 +224,9 @@ class Trainer:
             self.epoch, self.batch = self.epoch + 1, 0
             row = self.epoch_metrics(sums, count, layers, time.time() - t_epoch)
             self.save()
-            self._write_epoch(row)
+            if self.world.main:
+                self._write_epoch(row)
+                self._archive(row)
             metrics.append(row)
             self.progress({"kind": "epoch", **row})
         return TrainResult(self.run_dir, self.checkpoint, self.epoch, metrics, time.time() - t0)
@@ -234,6 +255,20 @@ class Trainer:
         row["dead_fraction"], row["saturated_fraction"] = dead, sat
         return row
 
+    def _archive(self, row: dict) -> None:
+        """Keep model-epochNNN.safetensors for the last `keep` epochs, and best.safetensors:
+        the epoch with the lowest stack reconstruction RMSE (copies, written atomically)."""
+        if not self.cfg.keep:
+            return
+        _atomic_copy(self.checkpoint, self.run_dir / f"model-epoch{self.epoch:03d}.safetensors")
+        for old in sorted(self.run_dir.glob("model-epoch*.safetensors"))[: -self.cfg.keep]:
+            old.unlink(missing_ok=True)
+        best_file = self.run_dir / "best.json"
+        best = json.loads(best_file.read_text()) if best_file.is_file() else None
+        if best is None or row["stack_recon_rmse"] < best["stack_recon_rmse"]:
+            _atomic_copy(self.checkpoint, self.run_dir / "best.safetensors")
+            _atomic_write(best_file, json.dumps({"epoch": self.epoch, "stack_recon_rmse": row["stack_recon_rmse"]}))
+
     def _write_epoch(self, row: dict) -> None:
         with open(self.run_dir / "metrics.jsonl", "a") as f:
             f.write(json.dumps(row) + "\n")
@@ -252,6 +287,18 @@ class Trainer:
         v = to_visible(self.images[:32].to(self.device), n_v)
         rec = self.dbn.down(self.dbn.up(v)).reshape(v.shape)
         save_png((torch.cat([v, rec]) / n_v).clamp(0, 1).cpu(), self.run_dir / f"recon-epoch{self.epoch:03d}.png", nrow=8)
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _atomic_copy(src: Path, dst: Path) -> None:
+    tmp = dst.with_name(f".{dst.name}.tmp")
+    shutil.copyfile(src, tmp)
+    os.replace(tmp, dst)
 
 
 def prepare_run_dir(cfg: TrainConfig, out: Path | None, resume: bool) -> Path:

@@ -15,8 +15,16 @@ from rbmcli.rbm import RBM, LayerSpec
 from rbmcli.sampling import meanfield_reconstruction
 from rbmcli.units import Units
 
-torch.set_default_dtype(torch.float64)
 BIN = Units.make(1)
+
+
+@pytest.fixture(autouse=True)
+def _float64():
+    """Reference comparisons in float64; restored after each test."""
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(old)
 
 
 def dense(V, H, vu=BIN, hu=BIN, std=0.7, seed=0):
