@@ -304,6 +304,8 @@ def _atomic_copy(src: Path, dst: Path) -> None:
 def prepare_run_dir(cfg: TrainConfig, out: Path | None, resume: bool) -> Path:
     """Create the run folder and config.json; refuse to overwrite an existing run."""
     run_dir = Path(out) if out else default_run_dir(cfg)
+    if int(os.environ.get("RANK", "0")) != 0:  # data-parallel: only rank 0 writes
+        return run_dir
     if resume:
         if not (run_dir / MODEL_FILE).is_file():
             raise RbmError(f"--resume: no {MODEL_FILE} in {run_dir}", usage=True)
