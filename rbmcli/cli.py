@@ -8,6 +8,7 @@ error, 2 for a usage error, 130 after Ctrl-C (training saves first).
 from __future__ import annotations
 
 import functools
+import json
 import signal
 import sys
 from dataclasses import asdict
@@ -132,6 +133,10 @@ def train(
     out_dir: Annotated[Optional[Path], typer.Option("--out", help="Run folder (default runs/DATASET-ARCH-TIME).")] = None,
     resume: Annotated[bool, typer.Option(help="Continue the run in --out from its last checkpoint.")] = False,
     save_every: Annotated[int, typer.Option(help="Also checkpoint every N optimiser steps (0: epoch ends).")] = _D.save_every,
+    save_minutes: Annotated[float, typer.Option(help="Also checkpoint when this many minutes passed since the last save.")] = _D.save_minutes,
+    keep: Annotated[int, typer.Option(help="Keep the last KEEP per-epoch checkpoints and best.safetensors (0: only the latest).")] = _D.keep,
+    precision: Annotated[str, typer.Option(help="fp32, or bf16 autocast (matmuls/convs in bfloat16; for GPUs).")] = _D.precision,
+    channels_last: Annotated[bool, typer.Option(help="channels_last memory format for conv inputs (GPUs).")] = _D.channels_last,
     sample_steps: Annotated[int, typer.Option(help="Gibbs steps for the per-epoch sample grid.")] = _D.sample_steps,
     download: Annotated[bool, typer.Option(help="Allow downloading the dataset (off: local files only).")] = _D.download,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
@@ -151,7 +156,8 @@ def train(
                           visible_units=visible_units, hidden_units=hidden_units, k=k, activation=activation,
                           binarize=binarize, negatives=negatives, gibbs_steps=gibbs_steps, mode=mode, epochs=epochs,
                           batch_size=batch_size, lr=lr, limit=limit, device=device, seed=seed,
-                          save_every=save_every, sample_steps=sample_steps, download=download).validate()
+                          save_every=save_every, save_minutes=save_minutes, keep=keep, precision=precision,
+                          channels_last=channels_last, sample_steps=sample_steps, download=download).validate()
     if not quiet:
         err.print(_table("rbm train", asdict(cfg)))
     stop = _Stop().install()
@@ -185,6 +191,95 @@ def _resumed_config(run_dir: Path, epochs: int):
         raise RbmError(f"--resume: {path} is not a valid config ({e})") from None
     cfg.epochs = max(cfg.epochs, epochs)
     return cfg.validate()
+
+
+from rbmcli import cli_generate  # noqa: E402  (sample, reconstruct)
+cli_generate.register(app)
+
+
+def _task_progress(quiet: bool):
+    """A rich progress display with one bar per named task: callback(task, done, total)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                        console=err, disable=quiet or not err.is_terminal)
+    tasks = {}
+
+    def update(task: str, done: int, total: int | None):
+        if task not in tasks:
+            tasks[task] = progress.add_task(task, total=total)
+        progress.update(tasks[task], completed=done, total=total)
+
+    return progress, update
+
+
+@app.command()
+@domain_errors
+def evaluate(
+    ckpt: Annotated[Optional[Path], typer.Argument(help="Checkpoint (default: the newest runs/*/model.safetensors).")] = None,
+    svm: Annotated[bool, typer.Option("--svm", help="SVM test error on top-layer features (Table 1).")] = False,
+    fid: Annotated[bool, typer.Option("--fid", help="FID of generated samples against real images (Table 2).")] = False,
+    ais: Annotated[bool, typer.Option("--ais", help="Test log-likelihood: exact log Z or AIS.")] = False,
+    dataset: Annotated[Optional[str], typer.Option(help="Dataset (default: the checkpoint's).")] = None,
+    data_dir: Annotated[Optional[Path], typer.Option(help="Dataset folder (default: the checkpoint's).")] = None,
+    limit_train: Annotated[Optional[int], typer.Option(help="Use the first N training images.")] = None,
+    limit_test: Annotated[Optional[int], typer.Option(help="Use the first N test images.")] = None,
+    kernel: Annotated[str, typer.Option(help="SVM kernel: linear or rbf.")] = "linear",
+    fid_samples: Annotated[int, typer.Option(help="Generated (and real) images for FID.")] = 10_000,
+    fid_steps: Annotated[int, typer.Option(help="Gibbs steps per generated image.")] = 1000,
+    inception_weights: Annotated[Optional[Path], typer.Option(help="pytorch-fid Inception weights (.pth).")] = None,
+    real_dir: Annotated[Optional[Path], typer.Option(help="FID between two folders: the real images.")] = None,
+    fake_dir: Annotated[Optional[Path], typer.Option(help="FID between two folders: the generated images.")] = None,
+    ais_runs: Annotated[int, typer.Option(help="AIS runs.")] = 100,
+    ais_betas: Annotated[int, typer.Option(help="AIS inverse temperatures.")] = 14_500,
+    download: Annotated[bool, typer.Option(help="Allow downloading data or Inception weights.")] = False,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    seed: Annotated[int, typer.Option(help="Seed for sampling, AIS and the validation split.")] = 0,
+    json_out: Annotated[Optional[Path], typer.Option("--json", help="Also write the results as JSON to FILE.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
+):
+    """Evaluate a checkpoint: SVM error, FID, log-likelihood.
+
+    Example: rbm evaluate runs/mnist/model.safetensors --svm --ais --json results.json
+    """
+    from rbmcli.evaluate import EvalOptions, Row
+    from rbmcli.evaluate import evaluate as run_evaluation
+
+    progress, update = _task_progress(quiet)
+    with progress:
+        if real_dir or fake_dir:
+            import time
+
+            from rbmcli.fid import fid_between_folders
+
+            if not (real_dir and fake_dir):
+                raise RbmError("--real-dir and --fake-dir go together", usage=True)
+            t0 = time.time()
+            value = fid_between_folders(real_dir, fake_dir, str(inception_weights) if inception_weights else None,
+                                        device=str(_device(device)), progress=lambda d, t: update("FID", d, t))
+            source, rows = f"{real_dir} vs {fake_dir}", [Row("fid", value, {"real_dir": str(real_dir),
+                                                                            "fake_dir": str(fake_dir)}, time.time() - t0)]
+        else:
+            opts = EvalOptions(svm, fid, ais, dataset, str(data_dir) if data_dir else None, limit_train, limit_test,
+                               kernel, fid_samples, fid_steps, str(inception_weights) if inception_weights else None,
+                               download, ais_runs, ais_betas, device, seed)
+            source, rows = run_evaluation(ckpt, opts, update)
+    if ckpt is None and not (real_dir or fake_dir):
+        err.print(f"evaluated the newest checkpoint: {source}")
+    table = Table(title=f"rbm evaluate: {source}")
+    for col in ["metric", "value", "details", "seconds"]:
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r.metric, f"{r.value:.4f}", ", ".join(f"{k}={v}" for k, v in r.details.items()), f"{r.seconds:.1f}")
+    out.print(table)
+    if json_out:
+        json_out.write_text(json.dumps({"checkpoint": str(source), "results": [r.to_dict() for r in rows]}, indent=2))
+
+
+def _device(name: str):
+    from rbmcli.train import resolve_device
+
+    return resolve_device(name)
 
 
 def main():

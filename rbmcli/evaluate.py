@@ -1,0 +1,167 @@
+"""`rbm evaluate`: SVM error on top features (Table 1), FID of samples (Table 2) and the
+log-likelihood by AIS, for one checkpoint, each as a result row with its protocol."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from rbmcli.checkpoint import load_model
+from rbmcli.errors import RbmError
+from rbmcli.train import MODEL_FILE, binarize, resolve_device, to_visible
+
+Progress = Callable[[str, int, int], None]  # (task, done, total)
+
+
+@dataclass
+class EvalOptions:
+    svm: bool = False
+    fid: bool = False
+    ais: bool = False
+    dataset: str | None = None  # default: the checkpoint's dataset
+    data_dir: str | None = None  # default: the checkpoint's data folder
+    limit_train: int | None = None
+    limit_test: int | None = None
+    kernel: str = "linear"  # linear or rbf
+    fid_samples: int = 10_000
+    fid_steps: int = 1000  # Gibbs steps per FID sample
+    inception_weights: str | None = None
+    download: bool = False
+    ais_runs: int = 100
+    ais_betas: int = 14_500
+    device: str = "auto"
+    seed: int = 0
+    batch_size: int = 512
+
+
+@dataclass
+class Row:
+    metric: str
+    value: float
+    details: dict = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def latest_checkpoint(runs: Path = Path("runs")) -> Path:
+    """model.safetensors of the most recently modified run folder under `runs`."""
+    found = sorted(runs.glob(f"*/{MODEL_FILE}"), key=lambda p: p.stat().st_mtime) if runs.is_dir() else []
+    if not found:
+        raise RbmError(f"no checkpoint given and none found under {runs}/*/{MODEL_FILE}: pass CKPT", usage=True)
+    return found[-1]
+
+
+def _data(info: dict, opts: EvalOptions, split: str, limit: int | None):
+    from rbmcli.data import load_dataset
+
+    cfg = info["config"]
+    name = opts.dataset or cfg.get("dataset") or info.get("dataset")
+    if not name:
+        raise RbmError("the checkpoint names no dataset: pass --dataset", usage=True)
+    data_dir = opts.data_dir or cfg.get("data_dir")
+    ds = load_dataset(name, split, data_dir, info["input_shape"][-1], limit, opts.download,
+                      channels=info["input_shape"][0], seed=cfg.get("seed", 0))
+    return ds, name
+
+
+def svm_row(dbn, info, opts: EvalOptions, progress: Progress) -> Row:
+    """Top-layer mean activities → standardised linear (or RBF) SVM, C chosen on a validation
+    split of the training set; the test error in %."""
+    from rbmcli.svm import extract_features, svm_error
+
+    n_v, dev = dbn.specs[0].visible_units.n, resolve_device(opts.device)
+    feats = {}
+    for split, limit in [("train", opts.limit_train), ("test", opts.limit_test)]:
+        ds, name = _data(info, opts, split, limit)
+        images = binarize(ds.images, info["config"].get("binarize", "none"), info["config"].get("seed", 0))
+        feats[split] = (extract_features(dbn, images, n_v, opts.batch_size, dev,
+                                         lambda d, t, s=split: progress(f"features {s}", d, t)), ds.labels.numpy())
+    r = svm_error(*feats["train"], *feats["test"], kernel=opts.kernel, seed=opts.seed)
+    return Row("svm_test_error_percent", r.test_error_percent,
+               {"dataset": name, "kernel": r.kernel, "C": r.best_c, "val_error_percent": r.val_error_percent,
+                "n_train": r.n_train, "n_test": r.n_test, "features": int(feats["test"][0].shape[1])}, r.seconds)
+
+
+def ais_row(dbn, info, opts: EvalOptions, progress: Progress) -> Row:
+    """Mean test log-likelihood (nats) of the RBM, or of the top RBM of a stack on the test
+    images' mean activities at its input (labelled so): exact log Z when tractable, else AIS."""
+    from rbmcli.ais import ais_log_likelihood, base_rate_biases
+
+    top = dbn.layers[-1]
+    if top.spec.visible_units.n != 1:
+        raise RbmError("AIS log-likelihood needs binary visible units (train with --visible-units 1 for the "
+                       "bottom layer, or --hidden-units 1 below the top RBM)", usage=True)
+    cfg = info["config"]
+    with torch.inference_mode():
+        def top_input(split, limit):
+            ds, _ = _data(info, opts, split, limit)
+            v = to_visible(binarize(ds.images, cfg.get("binarize", "none"), cfg.get("seed", 0)), 1)
+            return dbn.up(v, upto=len(dbn.layers) - 1).flatten(1).double() if len(dbn.layers) > 1 else v.flatten(1).double()
+        v_train, v_test = top_input("train", opts.limit_train), top_input("test", opts.limit_test)
+    betas = _betas(opts.ais_betas)
+    g = torch.Generator().manual_seed(opts.seed)
+    t0 = time.time()
+    res = ais_log_likelihood(top, v_test, base_a=base_rate_biases(v_train), n_runs=opts.ais_runs, betas=betas,
+                             generator=g, progress=lambda d, t: progress("AIS", d, t))
+    label = "rbm" if len(dbn.layers) == 1 else f"top RBM (layer {len(dbn.layers) - 1}) on its input activities"
+    return Row("test_log_likelihood_nats", res["mean_log_likelihood"],
+               {"model": label, "method": res["method"], "log_z": res["log_z"], "low": res["low"],
+                "high": res["high"], "n_test": len(v_test), "ais_runs": opts.ais_runs,
+                "ais_betas": len(betas) if res["method"] == "ais" else 0,
+                "binarize": cfg.get("binarize", "none")}, time.time() - t0)
+
+
+def _betas(n: int) -> torch.Tensor:
+    """S&M's schedule scaled to about n temperatures: 1/29 in [0, .5], 8/29 in [.5, .9], 20/29 in [.9, 1]."""
+    a, b = max(n // 29, 2), max(8 * n // 29, 2)
+    c = max(n - a - b, 2)
+    return torch.cat([torch.linspace(0, 0.5, a + 1)[:-1], torch.linspace(0.5, 0.9, b + 1)[:-1],
+                      torch.linspace(0.9, 1.0, c)]).double()
+
+
+def fid_row(ckpt: Path, info, opts: EvalOptions, progress: Progress) -> Row:
+    """FID between `fid_samples` generated images and as many training images of the same
+    dataset and size (pytorch-fid's Inception, pool3); real statistics cached."""
+    from rbmcli.fid import cached_statistics, image_statistics
+    from rbmcli.fid import frechet_distance
+    from rbmcli.generate import sample_images
+    from rbmcli.inception import build_inception, resolve_inception_weights
+
+    dev = resolve_device(opts.device)
+    model = build_inception(resolve_inception_weights(opts.inception_weights, opts.download), dev)
+    t0 = time.time()
+    ds, name = _data(info, opts, "train", opts.fid_samples)
+    key = f"{name}-train-{info['input_shape'][-1]}-c{info['input_shape'][0]}-n{len(ds.images)}"
+    real = cached_statistics(key, lambda: image_statistics(ds.images, model, 50, dev,
+                                                           lambda d, t: progress("FID real", d, t)))
+    fake = sample_images(ckpt, opts.fid_samples, opts.fid_steps, seed=opts.seed, device=opts.device,
+                         progress=lambda d, t: progress("sampling", d, t)).images
+    fake_stats = image_statistics((fake * 255).round().to(torch.uint8), model, 50, dev,
+                                  lambda d, t: progress("FID fake", d, t))
+    value = frechet_distance(*fake_stats, *real)
+    return Row("fid", value, {"dataset": name, "n_fake": len(fake), "n_real": len(ds.images),
+                              "gibbs_steps": opts.fid_steps, "real_stats": key}, time.time() - t0)
+
+
+def evaluate(ckpt: Path | None, opts: EvalOptions, progress: Progress | None = None) -> tuple[Path, list[Row]]:
+    """Run the requested evaluations on a checkpoint (default: the newest run's)."""
+    if not (opts.svm or opts.fid or opts.ais):
+        raise RbmError("choose at least one of --svm, --fid, --ais", usage=True)
+    ckpt = Path(ckpt) if ckpt else latest_checkpoint()
+    progress = progress or (lambda task, done, total: None)
+    dbn, info = load_model(ckpt)
+    dbn.eval()
+    rows = []
+    if opts.svm:
+        rows.append(svm_row(dbn, info, opts, progress))
+    if opts.ais:
+        rows.append(ais_row(dbn, info, opts, progress))
+    if opts.fid:
+        rows.append(fid_row(ckpt, info, opts, progress))
+    return ckpt, rows

@@ -1,0 +1,56 @@
+"""`rbm evaluate` through the CLI: rows, JSON, newest-checkpoint default, errors."""
+
+import json
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from rbmcli.cli import app
+from rbmcli.config import TrainConfig
+from rbmcli.train import train
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    """A tiny binary RBM trained briefly on the first 1000 real MNIST images."""
+    d = tmp_path_factory.mktemp("eval") / "run"
+    cfg = TrainConfig(arch="dense:12", visible_units=1, hidden_units=1, binarize="threshold", epochs=4,
+                      batch_size=25, limit=1000, device="cpu", sample_steps=5)
+    train(cfg, d)
+    return d
+
+
+def test_svm_and_exact_loglik_rows_and_json(run_dir, tmp_path):
+    out = tmp_path / "eval.json"
+    r = runner.invoke(app, ["evaluate", str(run_dir / "model.safetensors"), "--svm", "--ais", "--limit-train", "1000",
+                            "--limit-test", "300", "-q", "--json", str(out)])
+    assert r.exit_code == 0, r.output
+    rows = {x["metric"]: x for x in json.loads(out.read_text())["results"]}
+    svm = rows["svm_test_error_percent"]
+    assert 0 <= svm["value"] < 75  # chance is 90 % and svm["details"]["n_train"] == 1000 and svm["details"]["n_test"] == 300
+    ll = rows["test_log_likelihood_nats"]
+    assert ll["details"]["method"] == "exact"  # 12 hidden units: enumerated
+    assert -784 * 0.7 < ll["value"] < 0  # better than uniform pixels (−543 nats), below 0
+
+
+def test_newest_checkpoint_is_the_default(run_dir, monkeypatch):
+    monkeypatch.chdir(run_dir.parent.parent)
+    (run_dir.parent.parent / "runs").mkdir(exist_ok=True)
+    link = run_dir.parent.parent / "runs" / "r1"
+    if not link.exists():
+        link.symlink_to(run_dir)
+    r = runner.invoke(app, ["evaluate", "--svm", "--limit-train", "300", "--limit-test", "100", "-q"])
+    assert r.exit_code == 0, r.output
+    assert "newest checkpoint" in r.output
+
+
+def test_errors(run_dir, tmp_path):
+    r = runner.invoke(app, ["evaluate", str(run_dir / "model.safetensors")])
+    assert r.exit_code == 2 and "--svm" in r.output
+    r = runner.invoke(app, ["evaluate", str(tmp_path / "nope.safetensors"), "--svm"])
+    assert r.exit_code == 1 and "not found" in r.output
+    r = runner.invoke(app, ["evaluate", "--fid", "--real-dir", str(tmp_path)])
+    assert r.exit_code == 2 and "go together" in r.output
