@@ -1,0 +1,167 @@
+"""`rbm report`: one self-contained HTML page for a run folder.
+
+Every image is inlined as a base64 data URI and the style sheet is inline, so the page has no
+external resources: it can be mailed, archived or opened offline. Sections: configuration,
+metric curves (regenerated from metrics.jsonl), the last epoch's metrics, first-layer filters,
+the sample grid of every epoch, the last reconstructions, hidden activity, evaluation results
+(eval.json) when present.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import os
+import re
+import secrets
+from pathlib import Path
+
+from rbmcli.errors import RbmError
+from rbmcli.pictures import curves_figure, figure_png, filter_grid, flatten_row
+
+STYLE = """body{font-family:sans-serif;margin:2em;max-width:1100px;color:#222}
+table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:2px 8px;text-align:left}
+td.num{text-align:right;font-family:monospace}img{max-width:100%;image-rendering:pixelated}
+figure{display:inline-block;margin:.5em}figcaption{font-size:.85em;color:#555}"""
+
+
+def read_metrics(run_dir: Path) -> list[dict]:
+    """The rows of run_dir/metrics.jsonl; a missing or corrupt file is an RbmError."""
+    path = run_dir / "metrics.jsonl"
+    if not path.is_file():
+        raise RbmError(f"{run_dir} has no metrics.jsonl: pass a run folder written by `rbm train` "
+                       "(after at least one epoch)")
+    rows = []
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                raise RbmError(f"{path} line {n} is not JSON; was the file truncated?") from None
+    if not rows:
+        raise RbmError(f"{path} is empty: no epoch has finished yet")
+    return rows
+
+
+def fmt(value) -> str:
+    """Numbers for humans: floats to 4 significant digits, everything else as text."""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return json.dumps(value) if isinstance(value, (dict, list)) else str(value)
+
+
+def table(rows: list[dict]) -> str:
+    """An HTML table: one column per key (in first-seen order), one line per row."""
+    keys = list(dict.fromkeys(k for row in rows for k in row))
+    head = "".join(f"<th>{html.escape(str(k))}</th>" for k in keys)
+    body = "".join("<tr>" + "".join(_cell(row.get(k, "")) for k in keys) + "</tr>" for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _cell(value) -> str:
+    numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
+    return f'<td{" class=num" if numeric else ""}>{html.escape(fmt(value))}</td>'
+
+
+def img(png: bytes, caption: str, pixels: bool = False) -> str:
+    """A figure with the PNG inlined; pixels=True shows a small image grid enlarged (integer
+    factor, nearest neighbour) to about 320 px wide so 5×7 tiles stay visible."""
+    data = base64.b64encode(png).decode("ascii")
+    cap, style = html.escape(caption), ""
+    if pixels:
+        from PIL import Image
+
+        with Image.open(io.BytesIO(png)) as im:
+            style = f' style="width:{im.width * max(1, 320 // im.width)}px"'
+    return (f'<figure><img src="data:image/png;base64,{data}" alt="{cap}"{style}>'
+            f"<figcaption>{cap}</figcaption></figure>")
+
+
+def eval_rows(value) -> list[dict]:
+    """eval.json as table rows: a list of rows, a dict of named rows, or one flat dict."""
+    if isinstance(value, list):
+        return [r if isinstance(r, dict) else {"value": r} for r in value]
+    if isinstance(value, dict) and value and all(isinstance(v, dict) for v in value.values()):
+        return [{"name": k, **v} for k, v in value.items()]
+    return [value] if isinstance(value, dict) else [{"value": value}]
+
+
+def _epoch_of(path: Path) -> int:
+    return int(re.search(r"epoch(\d+)", path.name).group(1))
+
+
+def _filters_png(run_dir: Path) -> bytes | None:
+    """filters.png, or a grid drawn from model.safetensors when the run has none."""
+    if (run_dir / "filters.png").is_file():
+        return (run_dir / "filters.png").read_bytes()
+    if not (run_dir / "model.safetensors").is_file():
+        return None
+    from torchvision.utils import make_grid
+    from PIL import Image
+
+    from rbmcli.checkpoint import load_model
+
+    dbn, info = load_model(run_dir / "model.safetensors")
+    tiles = filter_grid(dbn, tuple(info["input_shape"]))
+    grid = make_grid(tiles, nrow=max(1, round(len(tiles) ** 0.5)), padding=2)
+    buf = io.BytesIO()
+    Image.fromarray(grid.mul(255).round().byte().permute(1, 2, 0).numpy()).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def sections(run_dir: Path, rows: list[dict]) -> list[str]:
+    """The page body, one HTML fragment per section."""
+    out = [f"<h1>Run {html.escape(run_dir.resolve().name)}</h1>"]
+    cfg_file = run_dir / "config.json"
+    if cfg_file.is_file():
+        cfg = json.loads(cfg_file.read_text())
+        out.append("<h2>Configuration</h2>" + table([{"option": k, "value": v} for k, v in cfg.items()]))
+    out.append("<h2>Metric curves</h2>" + img(figure_png(curves_figure(rows)[0]), "metrics.jsonl vs epoch"))
+    last = {"epoch": rows[-1]["epoch"], "step": rows[-1].get("step"), "seconds": rows[-1].get("seconds"),
+            **flatten_row(rows[-1])}
+    out.append(f"<h2>Last epoch ({last['epoch']})</h2>"
+               + table([{"metric": k, "value": v} for k, v in last.items() if v is not None]))
+    filters = _filters_png(run_dir)
+    if filters is not None:
+        out.append("<h2>First-layer filters</h2>" + img(filters, "filters (each tile min–max scaled)", True))
+    samples = sorted(run_dir.glob("samples-epoch*.png"), key=_epoch_of)
+    if samples:
+        out.append("<h2>Samples</h2>" + "".join(img(p.read_bytes(), f"epoch {_epoch_of(p)}", True) for p in samples))
+    recons = sorted(run_dir.glob("recon-epoch*.png"), key=_epoch_of)
+    if recons:
+        out.append(f"<h2>Reconstructions (epoch {_epoch_of(recons[-1])})</h2>"
+                   + img(recons[-1].read_bytes(), "data (top half) above their stack reconstructions", True))
+    if (run_dir / "hidden-activity.png").is_file():
+        out.append("<h2>Hidden activity</h2>" + img((run_dir / "hidden-activity.png").read_bytes(),
+                                                    "mean activity per unit; shaded: dead < 1 %, saturated > 99 %"))
+    if (run_dir / "eval.json").is_file():
+        try:
+            results = json.loads((run_dir / "eval.json").read_text())
+        except json.JSONDecodeError:
+            raise RbmError(f"{run_dir / 'eval.json'} is not valid JSON") from None
+        out.append("<h2>Evaluation</h2>" + table(eval_rows(results)))
+    return out
+
+
+def write_report(run_dir: str | Path, out_html: str | Path | None = None) -> Path:
+    """Write one self-contained HTML page for run_dir (default run_dir/report.html), atomically."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise RbmError(f"run folder {run_dir} does not exist")
+    body = "\n".join(sections(run_dir, read_metrics(run_dir)))
+    page = (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+            f"<title>rbm report: {html.escape(run_dir.resolve().name)}</title><style>{STYLE}</style></head>"
+            f"<body>\n{body}\n</body></html>\n")
+    out = Path(out_html) if out_html else run_dir / "report.html"
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(page, encoding="utf-8")
+        os.replace(tmp, out)
+    except OSError as e:
+        raise RbmError(f"cannot write {out} ({e.strerror})") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+    return out
