@@ -7,10 +7,12 @@ same W; one bias per channel. Dense: vW is a matmul. The unit families and the c
 are independent: energy, free energy and conditionals are written once, here.
 
 Parametrisation (README "Parametrisation"): the module stores *natural* parameters
-W̃ = s·W, ã = k_v·a, b̃ = k_h·b with s = sqrt(k_v N_v k_h N_h), so that k_h·x = b̃ + (v/N_v)W̃·c
-with c = sqrt(k_h N_v / (k_v N_h)) (c = 1 when both layers share N and k). Every unit then sees
-O(1) pre-activations per unit of weight whatever N is, and Adam's lr means the same thing for
-N = 1 and N = 255. For N = 1, k = 1 natural and physical parameters coincide.
+W̃ = s·W, ã = k_v·a, b̃ = k_h·b with s = sqrt(k_v N_v k_h N_h · fan_in), so that
+k_h·x = b̃ + (v/N_v)·W̃·c/sqrt(fan_in) with c = sqrt(k_h N_v / (k_v N_h)) (c = 1 when both layers
+share N and k). Two things are equalised: N (a pre-activation is O(1) per unit of weight for
+N = 1 and N = 255 alike) and fan-in (Adam moves every weight by about lr per step; divided by
+sqrt(fan_in), a step moves a pre-activation by about lr·sqrt(fan_in)·mean(v/N) instead of
+lr·fan_in·mean(v/N), so deep conv layers with 1000+ inputs do not die at the paper's lr 0.03).
 """
 
 from __future__ import annotations
@@ -75,6 +77,11 @@ def conv_out(size: int, spec: LayerSpec) -> int:
     return out
 
 
+def fan_in(spec: LayerSpec) -> int:
+    """Inputs of one hidden unit: V (dense) or C_in·K² (conv)."""
+    return spec.visible_shape[0] if spec.kind == "dense" else spec.visible_shape[0] * spec.kernel ** 2
+
+
 class RBM(nn.Module):
     """Holds the natural parameters of one layer; the math is in the methods below."""
 
@@ -85,7 +92,7 @@ class RBM(nn.Module):
         self.visible_bias = nn.Parameter(torch.zeros(spec.visible_shape[0]))
         self.hidden_bias = nn.Parameter(torch.zeros(spec.hidden))
         vu, hu = spec.visible_units, spec.hidden_units
-        self.scale = math.sqrt(vu.k * vu.n * hu.k * hu.n)  # s: physical W = W̃ / s
+        self.scale = math.sqrt(vu.k * vu.n * hu.k * hu.n * fan_in(spec))  # s: physical W = W̃ / s
 
     # --- physical parameters -------------------------------------------------------------
     def physical(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -148,15 +148,17 @@ def test_loss_gradient_equals_cd1_update(n):
 
 
 def test_sgd_step_equals_cd1_binary():
+    """One SGD step of lr on the natural weights W̃ = s·W is the CD-1 update of the physical
+    weights with learning rate lr/s²."""
     rbm = dense(7, 5, std=0.3, seed=5)
-    W0 = rbm.weight.detach().clone()
+    W0 = rbm.physical()[0].detach().clone()
     v = torch.randint(0, 2, (9, 7), generator=torch.Generator().manual_seed(6)).double()
     v_neg = meanfield_reconstruction(rbm, v)
     dW, _, _ = _cd1_grads(rbm, v, v_neg)
     opt = torch.optim.SGD(rbm.parameters(), lr=0.1)
     contrastive_loss(rbm, v, v_neg).backward()
     opt.step()
-    assert torch.allclose(rbm.weight.detach(), W0 + 0.1 * dW, atol=1e-12)
+    assert torch.allclose(rbm.physical()[0].detach(), W0 + 0.1 / rbm.scale**2 * dW, atol=1e-12)
 
 
 def _conv(C, HW, out, k, s, p, vu=BIN, hu=BIN, seed=0):
