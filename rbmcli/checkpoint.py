@@ -11,37 +11,44 @@ JSON), `dataset`, `size`, `epoch`, `step`. Training state (`*.state.safetensors`
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from rbmcli import __version__
 from rbmcli.dbn import DBN
 from rbmcli.errors import RbmError
 from rbmcli.rbm import LayerSpec
+from rbmcli.units import Units
 
 FORMAT = "rbmcli-dbn/1"
 STATE_FORMAT = "rbmcli-state/1"
 MAX_HEADER = 100 * 1024 * 1024  # safetensors header bigger than this is not a checkpoint of ours
+MAX_SIDE = 4096  # input images larger than this are not a model of ours (bounds sampling memory)
 
 
 def atomic_save(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str]) -> None:
     """Write a safetensors file so that `path` is either the old file or the complete new one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    path, tmp = Path(path), None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
         save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, tmp, metadata=metadata)
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except BaseException as e:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, (OSError, SafetensorError)):  # disk full, read-only, gone: the old file is intact
+            raise RbmError(f"cannot write {path} ({str(e).splitlines()[0][:160]}); free space or choose "
+                           "another --out") from None
         raise
 
 
@@ -88,26 +95,51 @@ def load_model(path: Path) -> tuple[DBN, dict]:
     try:
         model = json.loads(meta["model"])
         specs = [LayerSpec.from_dict(d) for d in model["layers"]]
-        input_shape = tuple(int(x) for x in model["input_shape"])
-        dbn = DBN(specs, init_std=0.0)
-    except RbmError:
-        raise
-    except Exception as e:
+        input_shape = tuple(model["input_shape"])
+        expected = _tensor_shapes(specs, input_shape)
+        config = json.loads(meta.get("config", "{}"))
+        if not isinstance(config, dict):
+            raise ValueError("config is not a JSON object")
+    except Exception as e:  # also a usage RbmError from Units/conv_out: here it is a bad file (exit 1)
         raise RbmError(f"{path}: malformed model description in metadata ({type(e).__name__}: {e})"[:300]) from None
-    expected = dbn.state_dict()
     if set(tensors) != set(expected):
         missing, extra = sorted(set(expected) - set(tensors)), sorted(set(tensors) - set(expected))
         raise RbmError(f"{path}: tensors do not match the model (missing {missing[:3]}, unexpected {extra[:3]})")
     for name, t in tensors.items():
-        if t.shape != expected[name].shape or not t.dtype.is_floating_point:
+        if tuple(t.shape) != expected[name] or not t.dtype.is_floating_point:
             raise RbmError(f"{path}: tensor {name} has shape {tuple(t.shape)} {t.dtype}, "
-                           f"expected {tuple(expected[name].shape)} float")
+                           f"expected {expected[name]} float")
         if not torch.isfinite(t).all():
             raise RbmError(f"{path}: tensor {name} holds NaN or infinite values")
+    dbn = DBN(specs, init_std=0.0)  # only now: its size is bounded by the tensors actually in the file
     dbn.load_state_dict({k: v.float() for k, v in tensors.items()})
-    info = dict(meta, model=model, input_shape=input_shape)
-    info["config"] = json.loads(meta["config"]) if "config" in meta else {}
+    info = dict(meta, model=model, input_shape=input_shape, config=config)
     return dbn, info
+
+
+def _tensor_shapes(specs: list[LayerSpec], input_shape: tuple) -> dict[str, tuple[int, ...]]:
+    """The tensor shapes that layer specs read from metadata imply; ValueError (or RbmError) if
+    the specs are invalid, or do not chain from input_shape (C, H, W) layer by layer."""
+    c, h, w = input_shape
+    if any(type(x) is not int for x in input_shape) or c not in (1, 3) or not (1 <= min(h, w) <= max(h, w) <= MAX_SIDE):
+        raise ValueError(f"input shape {input_shape} is not (1 or 3, H, W) with sides 1..{MAX_SIDE}")
+    if not specs:
+        raise ValueError("no layers")
+    shapes, below = {}, input_shape
+    for i, s in enumerate(specs):
+        sizes = [*s.visible_shape, s.hidden] + ([s.kernel, s.stride] if s.kind == "conv" else [])
+        if s.kind not in ("dense", "conv") or any(type(x) is not int for x in [*sizes, s.padding]) \
+                or min(sizes) < 1 or s.padding < 0:
+            raise ValueError(f"layer {i} has an unknown kind or non-positive sizes")
+        if s.visible_shape != ((math.prod(below),) if s.kind == "dense" else below):
+            raise ValueError(f"layer {i} visible shape {s.visible_shape} does not follow {below}")
+        for u in (s.visible_units, s.hidden_units):
+            if Units.make(u.n, u.k, u.activation) != u:
+                raise ValueError(f"layer {i} has invalid units {u}")
+        shapes.update({f"layers.{i}.weight": s.weight_shape, f"layers.{i}.visible_bias": (s.visible_shape[0],),
+                       f"layers.{i}.hidden_bias": (s.hidden,)})
+        below = s.hidden_shape
+    return shapes
 
 
 def state_path(model_path: Path) -> Path:
@@ -118,9 +150,12 @@ def state_path(model_path: Path) -> Path:
 
 def save_state(path: Path, optimizer: torch.optim.Optimizer, names: list[str],
                generators: dict[str, torch.Generator], chains: list, counters: dict[str, int]) -> None:
-    """Adam moments per named parameter, generator states, persistent chains, counters."""
+    """Parameters, Adam moments per named parameter, generator states, persistent chains,
+    counters. The parameters make the state file a complete checkpoint on its own: it is
+    written before the model file, so after a kill between the two it is the newer one."""
     tensors = {}
     for name, p in zip(names, (p for g in optimizer.param_groups for p in g["params"])):
+        tensors[f"param.{name}"] = p.detach()
         for key, value in optimizer.state.get(p, {}).items():
             tensors[f"optim.{name}.{key}"] = torch.as_tensor(value).float().reshape(-1) if key == "step" else value
     for key, g in generators.items():
@@ -133,13 +168,21 @@ def save_state(path: Path, optimizer: torch.optim.Optimizer, names: list[str],
 
 
 def load_state(path: Path, optimizer: torch.optim.Optimizer, names: list[str],
-               generators: dict[str, torch.Generator], n_layers: int, device) -> tuple[list, dict[str, int]]:
-    """Restore what `save_state` wrote; returns (chains, counters)."""
+               generators: dict[str, torch.Generator], n_layers: int, device,
+               model_step: int | None = None) -> tuple[list, dict[str, int]]:
+    """Restore what `save_state` wrote, the parameters too; returns (chains, counters). A state
+    without parameters (older rbmcli) must be from the model file's step `model_step`."""
     tensors, meta = read_safetensors(path)
     if meta.get("format") != STATE_FORMAT:
         raise RbmError(f"{path} is not an rbmcli training state (format {meta.get('format')})")
     params = [p for g in optimizer.param_groups for p in g["params"]]
     for name, p in zip(names, params):
+        for key in ("param", "optim"):
+            t = tensors.get(f"param.{name}" if key == "param" else f"optim.{name}.exp_avg", p)
+            if t.shape != p.shape or not torch.isfinite(t).all():
+                raise RbmError(f"{path}: {key} tensor of {name} does not fit the model or is not finite")
+        with torch.no_grad():
+            p.copy_(tensors.get(f"param.{name}", p))
         keys = {k.rsplit(".", 1)[1] for k in tensors if k.startswith(f"optim.{name}.")}
         if keys:
             st = {key: tensors[f"optim.{name}.{key}"].to(device) for key in keys}
@@ -150,5 +193,11 @@ def load_state(path: Path, optimizer: torch.optim.Optimizer, names: list[str],
         if f"rng.{key}" in tensors:
             g.set_state(tensors[f"rng.{key}"])
     chains = [tensors[f"chains.{i}"].to(device) if f"chains.{i}" in tensors else None for i in range(n_layers)]
-    counters = {k: int(v) for k, v in meta.items() if k != "format"}
+    try:
+        counters = {k: int(meta[k]) for k in ("epoch", "batch", "step")}
+    except (KeyError, ValueError):
+        raise RbmError(f"{path}: the epoch/batch/step counters are missing or malformed") from None
+    if model_step is not None and model_step != counters["step"] and not any(k.startswith("param.") for k in tensors):
+        raise RbmError(f"{path} is from step {counters['step']} but the model from step {model_step} (killed between "
+                       "the two writes?): it cannot be resumed exactly; start a new run with another --out")
     return chains, counters

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import signal
 import sys
 from dataclasses import asdict
@@ -124,9 +125,9 @@ def train(
     negatives: Annotated[str, typer.Option(help="Negative samples: meanfield (paper), cd or pcd.")] = _D.negatives,
     gibbs_steps: Annotated[int, typer.Option(help="Gibbs steps for cd/pcd negatives.")] = _D.gibbs_steps,
     mode: Annotated[str, typer.Option(help="joint (backprop through the stack), detached, or greedy.")] = _D.mode,
-    epochs: Annotated[int, typer.Option(help="Training epochs (greedy: per layer).")] = _D.epochs,
+    epochs: Annotated[Optional[int], typer.Option(help=f"Training epochs (greedy: per layer): {_D.epochs}, or with --resume the run's own.")] = None,
     batch_size: Annotated[int, typer.Option(help="Minibatch size (paper: 128).")] = _D.batch_size,
-    lr: Annotated[float, typer.Option(help="Adam learning rate (paper: 0.03; see docs/results.md).")] = _D.lr,
+    lr: Annotated[float, typer.Option(help="Adam learning rate (paper: 0.03).")] = _D.lr,
     limit: Annotated[Optional[int], typer.Option(help="Use only the first LIMIT training images.")] = _D.limit,
     device: Annotated[str, typer.Option(help="auto (cuda, mps, cpu), cpu, cuda or cuda:N.")] = _D.device,
     seed: Annotated[int, typer.Option(help="Seed for every random choice (same seed, same weights).")] = _D.seed,
@@ -139,6 +140,8 @@ def train(
     channels_last: Annotated[bool, typer.Option(help="channels_last memory format for conv inputs (GPUs).")] = _D.channels_last,
     sample_steps: Annotated[int, typer.Option(help="Gibbs steps for the per-epoch sample grid.")] = _D.sample_steps,
     download: Annotated[bool, typer.Option(help="Allow downloading the dataset (off: local files only).")] = _D.download,
+    no_plots: Annotated[bool, typer.Option("--no-plots", help="Skip the filters/curves/hidden-activity pictures each epoch.")] = False,
+    tensorboard: Annotated[bool, typer.Option("--tensorboard", help="Also write TensorBoard event files to RUN/tb (pip install 'rbmcli[tensorboard]').")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
 ):
     """Train an RBM or DBN and write a run folder with checkpoints and sample grids.
@@ -154,10 +157,12 @@ def train(
     else:
         cfg = TrainConfig(dataset=dataset, data_dir=str(data_dir) if data_dir else None, size=size, arch=arch,
                           visible_units=visible_units, hidden_units=hidden_units, k=k, activation=activation,
-                          binarize=binarize, negatives=negatives, gibbs_steps=gibbs_steps, mode=mode, epochs=epochs,
+                          binarize=binarize, negatives=negatives, gibbs_steps=gibbs_steps, mode=mode,
+                          epochs=_D.epochs if epochs is None else epochs,
                           batch_size=batch_size, lr=lr, limit=limit, device=device, seed=seed,
                           save_every=save_every, save_minutes=save_minutes, keep=keep, precision=precision,
                           channels_last=channels_last, sample_steps=sample_steps, download=download).validate()
+    quiet = quiet or int(os.environ.get("RANK", "0")) > 0  # torchrun: rank 0 reports for all
     if not quiet:
         err.print(_table("rbm train", asdict(cfg)))
     stop = _Stop().install()
@@ -165,7 +170,10 @@ def train(
     if progress is not None:
         progress.start()
     try:
-        result = run_training(cfg, out_dir, resume, on_event, lambda: stop.requested)
+        result = run_training(cfg, out_dir, resume, on_event, lambda: stop.requested, plots=not no_plots,
+                              tensorboard=tensorboard)
+    except OSError as e:  # metrics.jsonl, epoch copies: disk full, folder removed, ...
+        raise RbmError(f"cannot write the run folder ({e}); free space or choose another --out") from None
     finally:
         if progress is not None:
             progress.stop()
@@ -179,7 +187,7 @@ def train(
                                 "recon rmse": f"{last.get('recon_rmse', float('nan')):.4f}"}))
 
 
-def _resumed_config(run_dir: Path, epochs: int):
+def _resumed_config(run_dir: Path, epochs: Optional[int]):
     """The run's own config (architecture included); only --epochs may extend it."""
 
     path = run_dir / "config.json"
@@ -187,14 +195,29 @@ def _resumed_config(run_dir: Path, epochs: int):
         raise RbmError(f"--resume: no config.json in {run_dir}", usage=True)
     try:
         cfg = TrainConfig.from_json(path.read_text())
-    except (ValueError, TypeError) as e:
+    except (ValueError, TypeError, AttributeError) as e:
         raise RbmError(f"--resume: {path} is not a valid config ({e})") from None
-    cfg.epochs = max(cfg.epochs, epochs)
+    cfg.epochs = max(cfg.epochs, epochs or 0)  # without --epochs: the run's own, not the default
     return cfg.validate()
 
 
 from rbmcli import cli_generate  # noqa: E402  (sample, reconstruct)
 cli_generate.register(app)
+
+
+@app.command()
+@domain_errors
+def report(
+    run_dir: Annotated[Path, typer.Argument(help="A run folder written by rbm train.")],
+    out_html: Annotated[Optional[Path], typer.Option("--out", "-o", help="HTML file (default RUN_DIR/report.html).")] = None,
+):
+    """Write one self-contained HTML page (images inlined) for sharing a run.
+
+    Example: rbm report runs/mnist-small -o report.html
+    """
+    from rbmcli.report import write_report
+
+    out.print(f"wrote {write_report(run_dir, out_html)}")
 
 
 def _task_progress(quiet: bool):

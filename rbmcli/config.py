@@ -57,7 +57,8 @@ class TrainConfig:
         need(self.k is None or self.k > 0, "k must be > 0")
         need(self.epochs >= 1, "--epochs must be >= 1")
         need(self.batch_size >= 1, "--batch-size must be >= 1")
-        need(self.lr > 0, "--lr must be > 0")
+        # inf, or so large that Adam's step lr/(1-β1^t) ≤ 10·lr overflows float32
+        need(0 < self.lr < 1e36, f"--lr {self.lr} is out of range: it must be > 0, and too large at 1e36 or more")
         need(self.limit is None or self.limit >= 1, "--limit must be >= 1")
         need(self.gibbs_steps >= 1, "--gibbs-steps must be >= 1")
         need(self.binarize in BINARIZE, f"--binarize must be one of {BINARIZE}")

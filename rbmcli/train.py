@@ -123,11 +123,11 @@ class Trainer:
 
     def __init__(self, cfg: TrainConfig, run_dir: Path, images: torch.Tensor, resume: bool = False,
                  progress: Callable[[dict], None] | None = None, should_stop: Callable[[], bool] | None = None,
-                 write_images: bool = True):
+                 write_images: bool = True, plots: bool = True, tensorboard: bool = False):
         self.cfg, self.run_dir, self.images = cfg, Path(run_dir), images
         self.progress = progress or (lambda event: None)
         self.should_stop = should_stop or (lambda: False)
-        self.write_images = write_images
+        self.write_images, self.plots = write_images, plots
         self.device = resolve_device(cfg.device)
         self.world = init_world(self.device.type)
         if self.world.size > 1 and self.device.type == "cuda":
@@ -142,6 +142,11 @@ class Trainer:
         self.opt = torch.optim.Adam(self.dbn.parameters(), lr=cfg.lr, betas=(0.9, 0.999))
         self.gen = torch.Generator(device=self.device).manual_seed(cfg.seed + 1 + 1000 * self.world.rank)
         self.last_save = time.time()
+        self.tb = None
+        if tensorboard and self.world.main:
+            from rbmcli.pictures import TensorBoardLogger
+
+            self.tb = TensorBoardLogger(self.run_dir)  # fails before training if the package is missing
         self.chains: list = [None] * len(self.dbn.layers)
         self.epoch, self.batch, self.step = 0, 0, 0
         if resume:
@@ -157,8 +162,9 @@ class Trainer:
             raise RbmError(f"--resume: the checkpoint in {self.run_dir} has another architecture "
                            "than the options given", usage=True)
         self.dbn.load_state_dict(dbn.state_dict())
+        step = str(info.get("step", ""))
         self.chains, c = load_state(state_path(self.checkpoint), self.opt, self.names, {"sample": self.gen},
-                                    len(self.dbn.layers), self.device)
+                                    len(self.dbn.layers), self.device, int(step) if step.isdigit() else None)
         self.epoch, self.batch, self.step = c["epoch"], c["batch"], c["step"]
 
     def save(self) -> None:
@@ -184,6 +190,9 @@ class Trainer:
         values = all_mean([float(x) for x in torch.stack(losses).detach().cpu()], self.world)
         self._check_finite(values, layers)
         self.opt.step()
+        if not all(torch.isfinite(p).all() for p in self.dbn.parameters()):  # e.g. a huge --lr: never save these
+            raise RbmError(f"training diverged: the parameters are not finite after step {self.step} "
+                           f"(epoch {self.epoch + 1}); lower --lr.{self._last_good()}")
         return values
 
     def _check_finite(self, values: list[float], layers: list[int] | None) -> None:
@@ -192,7 +201,10 @@ class Trainer:
             grads_ok = all(p.grad is None or torch.isfinite(p.grad).all() for p in self.dbn.layers[i].parameters())
             if not math.isfinite(value) or not grads_ok:
                 raise RbmError(f"training diverged: layer {i} loss is {value} at step {self.step} "
-                               f"(epoch {self.epoch + 1}); lower --lr. The last good checkpoint is {self.checkpoint}")
+                               f"(epoch {self.epoch + 1}); lower --lr.{self._last_good()}")
+
+    def _last_good(self) -> str:
+        return f" The last good checkpoint is {self.checkpoint}" if self.checkpoint.is_file() else ""
 
     def run(self) -> TrainResult:
         cfg, t0 = self.cfg, time.time()
@@ -274,6 +286,14 @@ class Trainer:
             f.write(json.dumps(row) + "\n")
         if self.write_images:
             self.write_epoch_images()
+            if self.plots:
+                from rbmcli.pictures import write_epoch_pictures
+                from rbmcli.report import read_metrics
+
+                v = to_visible(self.images[:256].to(self.device), self.cfg.visible_units)
+                write_epoch_pictures(self.run_dir, self.dbn, self.input_shape, read_metrics(self.run_dir), v)
+        if self.tb is not None:
+            self.tb.log_epoch(row)  # after the PNGs exist
 
     @torch.no_grad()
     def write_epoch_images(self) -> None:
@@ -309,6 +329,8 @@ def prepare_run_dir(cfg: TrainConfig, out: Path | None, resume: bool) -> Path:
     if resume:
         if not (run_dir / MODEL_FILE).is_file():
             raise RbmError(f"--resume: no {MODEL_FILE} in {run_dir}", usage=True)
+        for tmp in run_dir.glob(".*.tmp"):  # left by a kill during an atomic write; never a final file
+            tmp.unlink(missing_ok=True)
         return run_dir
     if (run_dir / MODEL_FILE).exists() or (run_dir / "config.json").exists():
         raise RbmError(f"{run_dir} already holds a run: pass --resume to continue it, or another --out")
@@ -321,7 +343,8 @@ def prepare_run_dir(cfg: TrainConfig, out: Path | None, resume: bool) -> Path:
 
 
 def train(cfg: TrainConfig, out: Path | None = None, resume: bool = False, progress=None,
-          should_stop=None, images: torch.Tensor | None = None) -> TrainResult:
+          should_stop=None, images: torch.Tensor | None = None, plots: bool = True,
+          tensorboard: bool = False) -> TrainResult:
     """Train a DBN as configured; the library entry point behind `rbm train`."""
     cfg.validate()
     torch.manual_seed(cfg.seed)
@@ -330,5 +353,9 @@ def train(cfg: TrainConfig, out: Path | None = None, resume: bool = False, progr
     resolve_device(cfg.device)
     build_dbn(cfg, tuple(images.shape[1:]))  # architecture errors before anything is written
     run_dir = prepare_run_dir(cfg, out, resume)
-    trainer = Trainer(cfg, run_dir, images, resume, progress, should_stop)
-    return trainer.run()
+    trainer = Trainer(cfg, run_dir, images, resume, progress, should_stop, plots=plots, tensorboard=tensorboard)
+    try:
+        return trainer.run()
+    finally:
+        if trainer.tb is not None:
+            trainer.tb.close()

@@ -27,6 +27,7 @@ def dense(V, H, vu=BIN, hu=BIN, std=0.7, seed=0):
     g = torch.Generator().manual_seed(seed)
     rbm = RBM(LayerSpec("dense", (V,), H, vu, hu), init_std=std, generator=g).double()
     with torch.no_grad():
+        rbm.weight.mul_(math.sqrt(V))  # natural W̃ = s·W carries √fan_in: keep physical std = std
         rbm.visible_bias.copy_(torch.randn(V, generator=g, dtype=torch.float64))
         rbm.hidden_bias.copy_(torch.randn(H, generator=g, dtype=torch.float64))
     return rbm.requires_grad_(False)

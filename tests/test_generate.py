@@ -131,7 +131,7 @@ def bars(n=200, seed=0):
 
 def test_trained_model_reconstructs_better_than_untrained(tmp_path):
     images = bars()
-    cfg = TrainConfig(arch="tiny", visible_units=1, hidden_units=1, epochs=30, batch_size=20, lr=0.03,
+    cfg = TrainConfig(arch="tiny", visible_units=1, hidden_units=1, epochs=30, batch_size=20, lr=0.1,
                       device="cpu", keep=0)
     fresh = tmp_path / "fresh.safetensors"
     save_model(fresh, build_dbn(cfg, (1, 8, 8)), (1, 8, 8), {"config": cfg.to_json()})

@@ -1,0 +1,153 @@
+"""Training and sampling throughput against this machine's own peak, side by side in one run.
+
+    python benchmarks/bench_train.py [--epochs-fraction 1.0] [--conv-steps 3] [--write docs/performance.md]
+
+Measures, in one process (so machine noise hits all rows alike):
+- the float32 matmul peak (2048×2048) and the conv2d peak of the paper's first conv layer;
+- a dense 784-500 binary RBM on the 60k MNIST, batch 128: seconds per epoch, achieved GFLOP/s
+  (5 matmuls of B·V·H per step: up, down, up again, and the two weight-gradient products);
+- scikit-learn's BernoulliRBM on the same data (500 hidden, batch 128, one epoch);
+- the paper's conv stack at 64×64 and 128×128 (synthetic data, batch 128): images/s;
+- Gibbs sampling: steps/s for 64 chains on the MNIST model; peak RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import resource
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from rbmcli.config import TrainConfig
+from rbmcli.data import load_dataset
+from rbmcli.sampling import gibbs_step
+from rbmcli.train import Trainer, build_dbn
+
+
+def timed(fn, repeat: int = 3) -> float:
+    """Best wall time of `repeat` calls (after one warm-up)."""
+    fn()
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def matmul_peak() -> float:
+    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
+    return 2 * 2048**3 / timed(lambda: a @ b, 5) / 1e9
+
+
+def dense_epoch(images: torch.Tensor, fraction: float) -> tuple[float, float]:
+    """Seconds per epoch and GFLOP/s of the 784-500 binary RBM (meanfield negatives)."""
+    cfg = TrainConfig(arch="dense:500", visible_units=1, hidden_units=1, device="cpu", keep=0)
+    t = Trainer(cfg, "unused", images, write_images=False)
+    n_steps = int(len(images) // 128 * fraction)
+    v_all = images.float() / 255
+    t.train_step(v_all[:128], None)
+    t0 = time.perf_counter()
+    for i in range(n_steps):
+        t.train_step(v_all[i * 128:(i + 1) * 128], None)
+    sec = (time.perf_counter() - t0) / n_steps * (len(images) // 128)
+    flops = 5 * 2 * 128 * 784 * 500 * (len(images) // 128)
+    return sec, flops / sec / 1e9
+
+
+def sklearn_epoch(images: torch.Tensor, fraction: float) -> float:
+    from sklearn.neural_network import BernoulliRBM
+
+    n = int(len(images) * fraction)
+    x = (images[:n].reshape(n, -1).numpy() / 255).astype(np.float32)
+    rbm = BernoulliRBM(n_components=500, batch_size=128, n_iter=1, learning_rate=0.05, random_state=0)
+    t0 = time.perf_counter()
+    rbm.fit(x)
+    return (time.perf_counter() - t0) / fraction
+
+
+def layer_flops(spec, batch: int) -> float:
+    """Multiply-adds ×2 of one pass through a layer's connection (dense or conv)."""
+    if spec.kind == "dense":
+        return 2.0 * batch * spec.visible_shape[0] * spec.hidden
+    return 2.0 * batch * float(torch.Size(spec.hidden_shape).numel()) * spec.visible_shape[0] * spec.kernel ** 2
+
+
+def conv_stack(size: int, steps: int) -> tuple[float, float, float]:
+    """The paper's stack at size×size (N = 255), batch 128: (images/s, achieved GFLOP/s,
+    connection-only GFLOP/s). A joint training step makes 5 passes per layer (up, down, up
+    of v′, two weight gradients) plus one input gradient for every layer above the first;
+    the connection-only rate times the bare conv2d/matmul up-pass of the same stack."""
+    cfg = TrainConfig(arch="paper-generate", device="cpu", keep=0)
+    images = torch.randint(0, 256, (128, 3, size, size), dtype=torch.uint8)
+    t = Trainer(cfg, "unused", images, write_images=False)
+    v = images.float()
+    sec = timed(lambda: t.train_step(v, None), steps)
+    per_pass = [layer_flops(layer.spec, 128) for layer in t.dbn.layers]
+    work = 5 * sum(per_pass) + sum(per_pass[1:])
+
+    def bare_up():
+        x = v
+        with torch.no_grad():
+            for layer in t.dbn.layers:
+                s = layer.spec
+                x = (torch.nn.functional.conv2d(x, layer.weight, stride=s.stride, padding=s.padding)
+                     if s.kind == "conv" else x.flatten(1) @ layer.weight)
+
+    peak = sum(per_pass) / timed(bare_up, 2) / 1e9
+    return 128 / sec, work / sec / 1e9, peak
+
+
+def gibbs_rate(images: torch.Tensor) -> float:
+    dbn = build_dbn(TrainConfig(arch="dense:500", visible_units=1, hidden_units=1), (1, 28, 28))
+    v = images[:64].float().flatten(1) / 255
+    g = torch.Generator().manual_seed(0)
+
+    def run():
+        x = v
+        for _ in range(200):
+            x = gibbs_step(dbn.layers[0], x, g)
+
+    return 200 / timed(run, 2)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--epochs-fraction", type=float, default=1.0, help="fraction of an epoch to time")
+    ap.add_argument("--conv-steps", type=int, default=2)
+    ap.add_argument("--write", type=Path, help="append the results to this markdown file")
+    args = ap.parse_args()
+    images = load_dataset("mnist", "train").images
+    rows = []
+    peak = matmul_peak()
+    rows.append(("float32 matmul peak (2048²)", f"{peak:.1f} GFLOP/s"))
+    sec, gf = dense_epoch(images, args.epochs_fraction)
+    rows.append(("dense 784-500 RBM, epoch of 60k, batch 128", f"{sec:.2f} s/epoch, {gf:.1f} GFLOP/s = {gf / peak:.0%} of peak"))
+    sk = sklearn_epoch(images, args.epochs_fraction)
+    rows.append(("scikit-learn BernoulliRBM, same epoch", f"{sk:.2f} s/epoch; rbmcli is {sk / sec:.2f}x faster"))
+    rows.append(("Gibbs steps/s, 64 chains, 784-500", f"{gibbs_rate(images):.0f}"))
+    for size in (64, 128):
+        ips, achieved, peak_c = conv_stack(size, args.conv_steps)
+        rows.append((f"paper-generate stack {size}x{size}, batch 128, joint training",
+                     f"{ips:.1f} images/s, {achieved:.1f} GFLOP/s = {achieved / peak_c:.0%} of its bare conv up-pass "
+                     f"({peak_c:.1f} GFLOP/s)"))
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rows.append(("peak RSS", f"{rss:.0f} MiB"))
+    head = (f"## {date.today()} — `{' '.join(['python'] + sys.argv)}`\n\n"
+            f"Machine: {platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}\n\n"
+            "| measurement | result |\n|---|---|\n")
+    text = head + "".join(f"| {a} | {b} |\n" for a, b in rows)
+    print(text)
+    if args.write:
+        with open(args.write, "a") as f:
+            f.write(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
