@@ -101,25 +101,23 @@ class RBM(nn.Module):
         return self.weight / self.scale, self.visible_bias / s.visible_units.k, self.hidden_bias / s.hidden_units.k
 
     # --- connection: the only place dense and conv differ --------------------------------
-    def _per_channel(self, bias: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-        return bias.view(1, -1, 1, 1) if like.dim() == 4 else bias
-
     def hidden_input(self, v: torch.Tensor) -> torch.Tensor:
         """x = b + vW, shape (B, *hidden_shape); v of shape (B, *visible_shape)."""
-        W, _, b = self.physical()
         s = self.spec
-        if s.kind == "dense":
-            x = torch.addmm(b, v.reshape(v.shape[0], -1), W)
+        b = self.hidden_bias / s.hidden_units.k
+        if s.kind == "dense":  # W = W̃/s folded into the matmul: cheaper than scaling W̃ (V·H)
+            x = torch.addmm(b, v.reshape(v.shape[0], -1), self.weight, alpha=1.0 / self.scale)
         else:
-            x = F.conv2d(v, W, b, stride=s.stride, padding=s.padding)
+            x = F.conv2d(v, self.weight / self.scale, b, stride=s.stride, padding=s.padding)
         return x.to(v.dtype)  # under bf16 autocast the matmul is bf16; the unit math stays float32
 
     def visible_input(self, h: torch.Tensor) -> torch.Tensor:
         """y = a + hWᵀ (dense) or a + conv_transpose2d(h, W) (conv), shape (B, *visible_shape)."""
-        W, a, _ = self.physical()
         s = self.spec
+        a = self.visible_bias / s.visible_units.k
         if s.kind == "dense":
-            return torch.addmm(a, h, W.t()).to(h.dtype)
+            return torch.addmm(a, h, self.weight.t(), alpha=1.0 / self.scale).to(h.dtype)
+        W = self.weight / self.scale
         _, hh, ww = s.visible_shape
         pad = (hh - ((h.shape[2] - 1) * s.stride - 2 * s.padding + s.kernel),
                ww - ((h.shape[3] - 1) * s.stride - 2 * s.padding + s.kernel))
@@ -127,9 +125,10 @@ class RBM(nn.Module):
 
     def visible_term(self, v: torch.Tensor) -> torch.Tensor:
         """a·v per sample, shape (B,); conv: Σ_c a_c Σ_xy v_cxy."""
-        _, a, _ = self.physical()
+        a = self.visible_bias / self.spec.visible_units.k
         v = v.reshape(v.shape[0], *self.spec.visible_shape)
-        return (v * self._per_channel(a, v)).flatten(1).sum(1)
+        with torch.autocast(v.device.type, enabled=False):  # a bias gradient in bf16 loses too much
+            return (v.flatten(2).sum(2) if v.dim() == 4 else v) @ a  # a matrix-vector product
 
     # --- equations -------------------------------------------------------------------------
     def free_energy(self, v: torch.Tensor, x: torch.Tensor | None = None, exact: bool = False) -> torch.Tensor:
