@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import io
 import math
-import os
-import secrets
 from pathlib import Path
 
 import torch
@@ -22,6 +20,7 @@ import torch.nn.functional as F
 
 from rbmcli.errors import RbmError
 from rbmcli.images import save_png
+from rbmcli.files import write_atomic
 
 MAX_FILTERS = 100  # tiles in the filter grid: the first hidden units / output channels
 CONV_SCALE = 6  # nearest-neighbour upscaling of conv filters (4×4 → 24×24 pixels)
@@ -172,7 +171,7 @@ def write_epoch_pictures(run_dir: str | Path, dbn, input_shape: tuple[int, ...],
     filters = write_filters(dbn, input_shape, run_dir / "filters.png")
     paths = [filters, run_dir / f"filters-epoch{epoch:03d}.png", run_dir / "curves.png",
              run_dir / "hidden-activity.png"]
-    _atomic_bytes(paths[1], filters.read_bytes())
+    write_atomic(paths[1], filters.read_bytes())
     write_curves(rows, paths[2])
     write_hidden_activity(dbn, v_batch, paths[3])
     return paths
@@ -186,20 +185,7 @@ def figure_png(fig) -> bytes:
 
 def save_figure(fig, path: str | Path) -> Path:
     """Save a Figure as PNG atomically (temp file + rename)."""
-    return _atomic_bytes(Path(path), figure_png(fig))
-
-
-def _atomic_bytes(path: Path, data: bytes) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    except OSError as e:
-        raise RbmError(f"cannot write {path} ({e.strerror}); check the folder is writable") from None
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return write_atomic(Path(path), figure_png(fig))
 
 
 # --- TensorBoard -----------------------------------------------------------------------------

@@ -13,12 +13,11 @@ import base64
 import html
 import io
 import json
-import os
 import re
-import secrets
 from pathlib import Path
 
 from rbmcli.errors import RbmError
+from rbmcli.files import write_atomic
 from rbmcli.pictures import curves_figure, figure_png, filter_grid, flatten_row
 
 STYLE = """body{font-family:sans-serif;margin:2em;max-width:1100px;color:#222}
@@ -155,13 +154,4 @@ def write_report(run_dir: str | Path, out_html: str | Path | None = None) -> Pat
             f"<title>rbm report: {html.escape(run_dir.resolve().name)}</title><style>{STYLE}</style></head>"
             f"<body>\n{body}\n</body></html>\n")
     out = Path(out_html) if out_html else run_dir / "report.html"
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(page, encoding="utf-8")
-        os.replace(tmp, out)
-    except OSError as e:
-        raise RbmError(f"cannot write {out} ({e.strerror})") from None
-    finally:
-        tmp.unlink(missing_ok=True)
-    return out
+    return write_atomic(out, page)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -23,6 +22,7 @@ from rbmcli.config import TrainConfig
 from rbmcli.dbn import DBN, build_specs
 from rbmcli.distributed import all_mean, average_gradients, init_world, rank_slice
 from rbmcli.errors import RbmError
+from rbmcli.files import copy_atomic, write_atomic
 from rbmcli.loss import MODES, dbn_losses
 from rbmcli.sampling import NEGATIVES, generate
 from rbmcli.units import Units
@@ -277,14 +277,14 @@ class Trainer:
         the epoch with the lowest stack reconstruction RMSE (copies, written atomically)."""
         if not self.cfg.keep:
             return
-        _atomic_copy(self.checkpoint, self.run_dir / f"model-epoch{self.epoch:03d}.safetensors")
+        copy_atomic(self.checkpoint, self.run_dir / f"model-epoch{self.epoch:03d}.safetensors")
         for old in sorted(self.run_dir.glob("model-epoch*.safetensors"))[: -self.cfg.keep]:
             old.unlink(missing_ok=True)
         best_file = self.run_dir / "best.json"
         best = json.loads(best_file.read_text()) if best_file.is_file() else None
         if best is None or row["stack_recon_rmse"] < best["stack_recon_rmse"]:
-            _atomic_copy(self.checkpoint, self.run_dir / "best.safetensors")
-            _atomic_write(best_file, json.dumps({"epoch": self.epoch, "stack_recon_rmse": row["stack_recon_rmse"]}))
+            copy_atomic(self.checkpoint, self.run_dir / "best.safetensors")
+            write_atomic(best_file, json.dumps({"epoch": self.epoch, "stack_recon_rmse": row["stack_recon_rmse"]}))
 
     def _write_epoch(self, row: dict) -> None:
         with open(self.run_dir / "metrics.jsonl", "a") as f:
@@ -317,18 +317,6 @@ class Trainer:
 def _all_finite(tensors: list[torch.Tensor]) -> bool:
     """True if no tensor holds a NaN or inf (a NaN or inf survives the sums)."""
     return not tensors or bool(torch.isfinite(torch.stack([t.sum() for t in tensors])).all())
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def _atomic_copy(src: Path, dst: Path) -> None:
-    tmp = dst.with_name(f".{dst.name}.tmp")
-    shutil.copyfile(src, tmp)
-    os.replace(tmp, dst)
 
 
 def prepare_run_dir(cfg: TrainConfig, out: Path | None, resume: bool) -> Path:

@@ -5,7 +5,6 @@ import subprocess
 import sys
 
 import pytest
-import torch
 from typer.testing import CliRunner
 
 from rbmcli.cli import app

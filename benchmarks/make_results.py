@@ -1,0 +1,75 @@
+"""Render benchmarks/results/*.json as the tables of docs/results.md (between markers).
+
+    python benchmarks/make_results.py
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+ROOT = Path(__file__).parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+DOC = ROOT / "docs" / "results.md"
+START, END = "<!-- tables:start -->", "<!-- tables:end -->"
+PAPER = {("mnist", 1): 2.44, ("mnist", 255): 1.23, ("fashion-mnist", 1): 13.12, ("fashion-mnist", 255): 9.26}
+
+
+def load(name: str) -> list[dict]:
+    path = RESULTS / f"{name}.json"
+    return json.loads(path.read_text()) if path.is_file() else []
+
+
+def table1() -> str:
+    lines = ["### Table 1: SVM test error (full 60k train / 10k test)", "",
+             "| dataset | N | arch | epochs | SVM error | paper | wall (train + SVM) | command |", "|---|---|---|---|---|---|---|---|"]
+    for r in load("table1"):
+        paper = PAPER.get((r["dataset"], r["units_N"]), "")
+        lines.append(f"| {r['dataset']} | {r['units_N']} | {r['arch']} | {r['epochs']} | **{r['svm_error_percent']:.2f} %** "
+                     f"| {paper} % | {r['wall_seconds']:.0f} s ({r['train_seconds']:.0f} + "
+                     f"{r['wall_seconds'] - r['train_seconds']:.0f}) | `{r['command']}` |")
+    return "\n".join(lines)
+
+
+def peers() -> str:
+    lines = ["### Peers, same splits and SVM protocol", "", "| dataset | model | SVM error | seconds | command |",
+             "|---|---|---|---|---|"]
+    for r in load("peers"):
+        lines.append(f"| {r['dataset']} | {r['model']} | {r['svm_error_percent']:.2f} % | {r['seconds']:.0f} | `{r['command']}` |")
+    return "\n".join(lines)
+
+
+def ablations() -> str:
+    lines = ["### Ablations (MNIST, 20k images for the RBM and the SVM, 5 epochs, one change a row)", "",
+             "| change | arch | N | lr | negatives | mode | SVM error | recon RMSE | train s | command |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in load("ablations"):
+        m = r.get("final_metrics", {})
+        lines.append(f"| {r['tag']} | {r['arch']} | {r['units_N']} | {r['lr']} | {r['negatives']} | {r['mode']} "
+                     f"| {r['svm_error_percent']:.2f} % | {m.get('stack_recon_rmse', float('nan')):.4f} "
+                     f"| {r['train_seconds']:.0f} | `{r['command']}` |")
+    return "\n".join(lines)
+
+
+def loglik() -> str:
+    lines = ["### Log-likelihood, binarised MNIST, binary RBM 784-500 (AIS, ±3σ)", "",
+             "| negatives | epochs | test log-likelihood | ±3σ interval | log Z | train s | AIS s | command |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in load("loglik"):
+        lines.append(f"| {r['negatives']} | {r['epochs']} | **{r['test_log_likelihood_nats']:.2f} nats** "
+                     f"| [{r['low']:.2f}, {r['high']:.2f}] | {r['log_z']:.2f} | {r['train_seconds']:.0f} "
+                     f"| {r['ais_seconds']:.0f} | `{r['command']}` |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    body = "\n\n".join([table1(), peers(), loglik(), ablations()])
+    text = DOC.read_text() if DOC.is_file() else f"# Results\n\n{START}\n{END}\n"
+    head, rest = text.split(START, 1)
+    tail = rest.split(END, 1)[1]
+    DOC.write_text(f"{head}{START}\n{body}\n{END}{tail}")
+    print(body)
+
+
+if __name__ == "__main__":
+    main()
