@@ -128,6 +128,9 @@ def sections(run_dir: Path, rows: list[dict]) -> list[str]:
     samples = sorted(run_dir.glob("samples-epoch*.png"), key=_epoch_of)
     if samples:
         out.append("<h2>Samples</h2>" + "".join(img(p.read_bytes(), f"epoch {_epoch_of(p)}", True) for p in samples))
+    if (run_dir / "chains.png").is_file():
+        out.append("<h2>Gibbs chains (last epoch)</h2>" + img((run_dir / "chains.png").read_bytes(),
+                                                             "rows: 8 chains; columns: time", True))
     recons = sorted(run_dir.glob("recon-epoch*.png"), key=_epoch_of)
     if recons:
         out.append(f"<h2>Reconstructions (epoch {_epoch_of(recons[-1])})</h2>"

@@ -302,13 +302,18 @@ class Trainer:
 
     @torch.no_grad()
     def write_epoch_images(self) -> None:
-        """A grid of 64 samples and one of 32 images above their stack reconstructions."""
+        """A grid of 64 samples, a strip of how 8 of their chains evolved (rows: chains,
+        columns: every sample_steps/8 steps), and 32 images above their stack reconstructions."""
         from rbmcli.images import save_png
 
         n_v, shape = self.cfg.visible_units, self.input_shape
         g = torch.Generator(device=self.device).manual_seed(self.cfg.seed + 2)  # same chains every epoch
-        samples, _ = generate(self.dbn, 64, self.cfg.sample_steps, g, device=self.device)
+        every = max(1, self.cfg.sample_steps // 8)
+        samples, frames = generate(self.dbn, 64, self.cfg.sample_steps, g, every=every, device=self.device)
         save_png((samples.reshape(-1, *shape) / n_v).clamp(0, 1).cpu(), self.run_dir / f"samples-epoch{self.epoch:03d}.png")
+        if frames:
+            strip = torch.stack([f[:8].reshape(-1, *shape) for f in frames], 1).flatten(0, 1)  # (8·T, C, H, W)
+            save_png((strip / n_v).clamp(0, 1).cpu(), self.run_dir / "chains.png", nrow=len(frames))
         v = to_visible(self.images[:32].to(self.device), n_v)
         rec = self.dbn.down(self.dbn.up(v)).reshape(v.shape)
         save_png((torch.cat([v, rec]) / n_v).clamp(0, 1).cpu(), self.run_dir / f"recon-epoch{self.epoch:03d}.png", nrow=8)

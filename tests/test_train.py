@@ -89,7 +89,10 @@ def test_run_folder_contents(tmp_path):
     res = train(cfg(), tmp_path / "run", images=patterns(100))
     files = {p.name for p in (tmp_path / "run").iterdir()}
     assert {"config.json", "metrics.jsonl", "model.safetensors", "model.state.safetensors",
-            "samples-epoch001.png", "recon-epoch002.png"} <= files
+            "samples-epoch001.png", "recon-epoch002.png", "chains.png"} <= files
+    from PIL import Image
+    with Image.open(tmp_path / "run" / "chains.png") as im:  # 8 chains × 5 frames of 3×3 tiles
+        assert im.size == (5 * (3 + 2) + 2, 8 * (3 + 2) + 2)
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows] == [1, 2]
     assert set(rows[0]) >= {"loss", "recon_rmse", "seconds", "dead_fraction"}
