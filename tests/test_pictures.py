@@ -176,8 +176,8 @@ def test_report_is_self_contained_html_with_every_picture(dense_run, tmp_path):
     assert "dense:9" in text and "sample_steps" in text and str(cfg["batch_size"]) in text
     assert f"{rows[-1]['recon_rmse']:.4g}" in text
     assert "0.8765" in text and "accuracy" in text  # eval.json as a table
-    # curves, filters, samples of epochs 1 and 2, last recon, hidden activity
-    assert text.count(PNG_URI) == 6
+    # curves, filters, samples of epochs 1 and 2, chain strip, last recon, hidden activity
+    assert text.count(PNG_URI) == 7
     parser = ImgSources()
     parser.feed(text)
     assert parser.links == [] and "http://" not in text and "https://" not in text  # no external resources
@@ -193,7 +193,7 @@ def test_report_without_pictures_draws_filters_from_the_checkpoint(conv_run, tmp
     out = tmp_path / "bare"
     shutil.copytree(run, out, ignore=shutil.ignore_patterns("filters*.png", "hidden-activity.png"))
     text = write_report(out, tmp_path / "elsewhere" / "r.html").read_text()
-    assert text.count(PNG_URI) == 5  # curves, filters (from model.safetensors), 2 samples, recon
+    assert text.count(PNG_URI) == 6  # curves, filters (from model.safetensors), 2 samples, chains, recon
 
 
 def test_report_of_a_folder_without_metrics_is_one_clear_error(tmp_path):
