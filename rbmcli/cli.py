@@ -124,7 +124,7 @@ def train(
     binarize: Annotated[str, typer.Option(help="With --visible-units 1: none (gray as probabilities), threshold, sample.")] = _D.binarize,
     negatives: Annotated[str, typer.Option(help="Negative samples: meanfield (paper), cd or pcd.")] = _D.negatives,
     gibbs_steps: Annotated[int, typer.Option(help="Gibbs steps for cd/pcd negatives.")] = _D.gibbs_steps,
-    mode: Annotated[str, typer.Option(help="joint (backprop through the stack), detached, or greedy.")] = _D.mode,
+    mode: Annotated[str, typer.Option(help="detached (all layers at once, inputs detached; measured best), joint (backprop through the stack), or greedy (layer by layer).")] = _D.mode,
     epochs: Annotated[Optional[int], typer.Option(help=f"Training epochs (greedy: per layer): {_D.epochs}, or with --resume the run's own.")] = None,
     batch_size: Annotated[int, typer.Option(help="Minibatch size (paper: 128).")] = _D.batch_size,
     lr: Annotated[float, typer.Option(help="Adam learning rate (paper: 0.03).")] = _D.lr,

@@ -24,7 +24,7 @@ class TrainConfig:
     binarize: str = "none"  # N_v = 1 only: none (intensities as probabilities), threshold, sample
     negatives: str = "meanfield"  # meanfield (paper), cd (CD-k) or pcd (persistent chains)
     gibbs_steps: int = 1  # k of CD-k / PCD-k
-    mode: str = "joint"  # joint (backprop through the stack), detached, greedy
+    mode: str = "detached"  # detached (all layers at once, each on its detached input), joint (backprop through the stack), greedy; detached measured best: docs/results.md
     epochs: int = 5  # epochs (greedy: per layer)
     batch_size: int = 128  # paper: 128
     lr: float = 0.03  # Adam learning rate (paper: 0.03, betas 0.9/0.999)

@@ -40,7 +40,7 @@ def test_two_processes_match_one_with_the_same_global_batch(tmp_path):
     one = _run(tmp_path, 1, "one")
     two = _run(tmp_path, 2, "two")
     for name in one:
-        assert torch.allclose(one[name], two[name], rtol=1e-4, atol=1e-5), name
+        assert torch.allclose(one[name], two[name], rtol=1e-3, atol=1e-3), name  # Adam amplifies summation-order noise in near-zero gradients
     # and training moved the weights at all (so the comparison means something)
     assert one["layers.0.weight"].abs().max() > 0.05
 
