@@ -34,6 +34,8 @@ def table1() -> str:
 def peers() -> str:
     lines = ["### Peers, same splits and SVM protocol", "", "| dataset | model | SVM error | seconds | command |",
              "|---|---|---|---|---|"]
+    if not load("peers"):
+        lines.append("| – | not run to the end this session (`python benchmarks/peers.py --dataset mnist`) | | | |")
     for r in load("peers"):
         lines.append(f"| {r['dataset']} | {r['model']} | {r['svm_error_percent']:.2f} % | {r['seconds']:.0f} | `{r['command']}` |")
     return "\n".join(lines)
