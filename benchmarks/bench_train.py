@@ -84,7 +84,7 @@ def conv_stack(size: int, steps: int) -> tuple[float, float, float]:
     connection-only GFLOP/s). A joint training step makes 5 passes per layer (up, down, up
     of v′, two weight gradients) plus one input gradient for every layer above the first;
     the connection-only rate times the bare conv2d/matmul up-pass of the same stack."""
-    cfg = TrainConfig(arch="paper-generate", device="cpu", keep=0)
+    cfg = TrainConfig(arch="paper-generate", mode="joint", device="cpu", keep=0)  # the paper: summed losses, backprop
     images = torch.randint(0, 256, (128, 3, size, size), dtype=torch.uint8)
     t = Trainer(cfg, "unused", images, write_images=False)
     v = images.float()
