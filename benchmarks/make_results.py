@@ -22,12 +22,25 @@ def load(name: str) -> list[dict]:
 
 def table1() -> str:
     lines = ["### Table 1: SVM test error (full 60k train / 10k test)", "",
-             "| dataset | N | arch | epochs | SVM error | paper | wall (train + SVM) | command |", "|---|---|---|---|---|---|---|---|"]
+             "| dataset | N | arch | mode | epochs | SVM error | C | paper | wall (train + SVM) | SVM protocol | command |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in load("table1"):
         paper = PAPER.get((r["dataset"], r["units_N"]), "")
-        lines.append(f"| {r['dataset']} | {r['units_N']} | {r['arch']} | {r['epochs']} | **{r['svm_error_percent']:.2f} %** "
-                     f"| {paper} % | {r['wall_seconds']:.0f} s ({r['train_seconds']:.0f} + "
-                     f"{r['wall_seconds'] - r['train_seconds']:.0f}) | `{r['command']}` |")
+        lines.append(f"| {r['dataset']} | {r['units_N']} | {r['arch']} | {r.get('mode', '')} | {r['epochs']} "
+                     f"| **{r['svm_error_percent']:.2f} %** | {r['svm']['C']:g} | {paper} % | {r['wall_seconds']:.0f} s "
+                     f"({r['train_seconds']:.0f} + {r['wall_seconds'] - r['train_seconds']:.0f}) "
+                     f"| {r.get('svm_protocol', '')} | `{r['command']}` |")
+    return "\n".join(lines)
+
+
+def learning_curves() -> str:
+    lines = ["### Learning curves: SVM error against epochs (C chosen on validation at every point)", "",
+             "| dataset | N | arch | mode | epoch | train time | validation error | test error | C | SVM time | command |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in sorted(load("learning_curves"), key=lambda r: (r["run"], r["epoch"])):
+        lines.append(f"| {r['dataset']} | {r['units_N']} | {r['arch']} | {r['mode']} | {r['epoch']} "
+                     f"| {r['train_seconds']:.0f} s | {r['val_error_percent']:.2f} % | **{r['svm_error_percent']:.2f} %** "
+                     f"| {r['C']:g} | {r['svm_seconds']:.0f} s | `{r['command']}` |")
     return "\n".join(lines)
 
 
@@ -65,7 +78,7 @@ def loglik() -> str:
 
 
 def main() -> None:
-    body = "\n\n".join([table1(), peers(), loglik(), ablations()])
+    body = "\n\n".join([table1(), learning_curves(), peers(), loglik(), ablations()])
     text = DOC.read_text() if DOC.is_file() else f"# Results\n\n{START}\n{END}\n"
     head, rest = text.split(START, 1)
     tail = rest.split(END, 1)[1]

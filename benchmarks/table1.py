@@ -23,6 +23,7 @@ from rbmcli.evaluate import EvalOptions, evaluate
 from rbmcli.train import train
 
 RESULTS = Path(__file__).parent / "results"
+SVM_PROTOCOL = "L-BFGS on liblinear's objective, C in 1e-4..1 (half decades)"
 
 
 def main() -> None:
@@ -32,7 +33,7 @@ def main() -> None:
     ap.add_argument("--arch", default="paper-classify")
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--lr", type=float, default=TrainConfig.lr)
-    ap.add_argument("--mode", default="joint")
+    ap.add_argument("--mode", default=TrainConfig.mode)
     ap.add_argument("--negatives", default="meanfield")
     ap.add_argument("--activation", default="sigmoid")
     ap.add_argument("--k", type=float, default=None)
@@ -55,7 +56,7 @@ def main() -> None:
            "epochs": args.epochs, "wall_seconds": round(time.time() - t0, 1), "train_seconds": round(train_s, 1),
            "command": " ".join(["python"] + sys.argv), "arch": args.arch, "lr": args.lr, "mode": args.mode,
            "negatives": args.negatives, "activation": args.activation, "tag": args.tag,
-           "svm": svm.details, "date": str(date.today()), "machine": f"{platform.machine()} 2-core CPU",
+           "svm": svm.details, "svm_protocol": SVM_PROTOCOL, "date": str(date.today()), "machine": f"{platform.machine()} 2-core CPU",
            "final_metrics": res.metrics[-1] if res.metrics else {}, "checkpoint": str(res.checkpoint)}
     print(json.dumps(row, indent=2))
     RESULTS.mkdir(parents=True, exist_ok=True)

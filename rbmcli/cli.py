@@ -42,6 +42,9 @@ def _version(value: bool):
 def _root(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
                                                 help="Print the version and exit.")] = False):
     """Restricted Boltzmann machines trained by backprop (contrastive free energy)."""
+    from rbmcli.allocator import keep_freed_memory
+
+    keep_freed_memory()  # before any tensor exists: glibc's 32 MiB mmap trap (rbmcli/allocator.py)
 
 
 def domain_errors(fn):
@@ -138,6 +141,7 @@ def train(
     keep: Annotated[int, typer.Option(help="Keep the last KEEP per-epoch checkpoints and best.safetensors (0: only the latest).")] = _D.keep,
     precision: Annotated[str, typer.Option(help="fp32, or bf16 autocast (matmuls/convs in bfloat16; for GPUs).")] = _D.precision,
     channels_last: Annotated[bool, typer.Option(help="channels_last memory format for conv inputs (GPUs).")] = _D.channels_last,
+    compile: Annotated[bool, typer.Option("--compile", help="torch.compile the layer losses (fuses the unit math; compiles ~30 s first).")] = _D.compile,
     sample_steps: Annotated[int, typer.Option(help="Gibbs steps for the per-epoch sample grid.")] = _D.sample_steps,
     download: Annotated[bool, typer.Option(help="Allow downloading the dataset (off: local files only).")] = _D.download,
     no_plots: Annotated[bool, typer.Option("--no-plots", help="Skip the filters/curves/hidden-activity pictures each epoch.")] = False,
@@ -161,7 +165,8 @@ def train(
                           epochs=_D.epochs if epochs is None else epochs,
                           batch_size=batch_size, lr=lr, limit=limit, device=device, seed=seed,
                           save_every=save_every, save_minutes=save_minutes, keep=keep, precision=precision,
-                          channels_last=channels_last, sample_steps=sample_steps, download=download).validate()
+                          channels_last=channels_last, compile=compile, sample_steps=sample_steps,
+                          download=download).validate()
     quiet = quiet or int(os.environ.get("RANK", "0")) > 0  # torchrun: rank 0 reports for all
     if not quiet:
         err.print(_table("rbm train", asdict(cfg)))
@@ -300,7 +305,7 @@ def evaluate(
 
 
 def _device(name: str):
-    from rbmcli.train import resolve_device
+    from rbmcli.devices import resolve_device
 
     return resolve_device(name)
 

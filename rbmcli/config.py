@@ -38,6 +38,7 @@ class TrainConfig:
     keep: int = 3  # keep the last `keep` per-epoch checkpoints (model-epochNNN.safetensors) and best.safetensors
     precision: str = "fp32"  # fp32 or bf16 (autocast: matmuls/convs in bfloat16, free energies in float32)
     channels_last: bool = False  # conv inputs in channels_last memory format (faster on GPUs)
+    compile: bool = False  # torch.compile the layer losses (fuses the unit math; ≈ 30 s compile up front)
     download: bool = False  # allow torchvision to download the dataset
 
     def to_json(self) -> str:

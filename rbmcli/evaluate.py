@@ -12,7 +12,9 @@ import torch
 
 from rbmcli.checkpoint import load_model
 from rbmcli.errors import RbmError
-from rbmcli.train import MODEL_FILE, binarize, resolve_device, to_visible
+from rbmcli.batches import binarize, to_visible
+from rbmcli.devices import resolve_device
+from rbmcli.train import MODEL_FILE
 
 Progress = Callable[[str, int, int], None]  # (task, done, total)
 
@@ -82,10 +84,12 @@ def svm_row(dbn, info, opts: EvalOptions, progress: Progress) -> Row:
         images = binarize(ds.images, info["config"].get("binarize", "none"), info["config"].get("seed", 0))
         feats[split] = (extract_features(dbn, images, n_v, opts.batch_size, dev,
                                          lambda d, t, s=split: progress(f"features {s}", d, t)), ds.labels.numpy())
-    r = svm_error(*feats["train"], *feats["test"], kernel=opts.kernel, seed=opts.seed)
+    r = svm_error(*feats["train"], *feats["test"], kernel=opts.kernel, seed=opts.seed,
+                  progress=lambda d, t: progress("SVM fits (C grid, refit)", d, t))
     return Row("svm_test_error_percent", r.test_error_percent,
                {"dataset": name, "kernel": r.kernel, "C": r.best_c, "val_error_percent": r.val_error_percent,
-                "n_train": r.n_train, "n_test": r.n_test, "features": int(feats["test"][0].shape[1])}, r.seconds)
+                "n_train": r.n_train, "n_test": r.n_test, "features": int(feats["test"][0].shape[1]), "scan": r.scan},
+               r.seconds)
 
 
 def ais_row(dbn, info, opts: EvalOptions, progress: Progress) -> Row:

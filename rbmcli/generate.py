@@ -21,7 +21,8 @@ from rbmcli.checkpoint import load_model
 from rbmcli.errors import RbmError
 from rbmcli.images import list_image_files, load_image, save_individual, save_png
 from rbmcli.sampling import gibbs_chain, gibbs_step, top_chain_start
-from rbmcli.train import binarize, resolve_device, to_visible
+from rbmcli.batches import binarize, to_visible
+from rbmcli.devices import resolve_device
 
 # Default chain length, measured on a 784-500 binary RBM (PCD, 5 epochs on 20k MNIST images),
 # 64 chains from noise, seed 0: at 10-30 steps every chain is still the gray start state (mean

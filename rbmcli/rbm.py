@@ -105,23 +105,38 @@ class RBM(nn.Module):
         """x = b + vW, shape (B, *hidden_shape); v of shape (B, *visible_shape)."""
         s = self.spec
         b = self.hidden_bias / s.hidden_units.k
+        if torch.is_autocast_enabled(v.device.type):
+            # bf16: only the product is low precision; the bias is added (and its gradient, a
+            # sum over the batch, reduced) in float32, else that gradient is mostly rounding.
+            v2 = v.reshape(v.shape[0], -1) if s.kind == "dense" else v
+            xw = (v2 @ self.weight if s.kind == "dense"
+                  else F.conv2d(v, self.weight, stride=s.stride, padding=s.padding))
+            with torch.autocast(v.device.type, enabled=False):
+                b = b.view(-1) if s.kind == "dense" else b.view(-1, 1, 1)
+                return xw.to(v.dtype) * (1.0 / self.scale) + b
         if s.kind == "dense":  # W = W̃/s folded into the matmul: cheaper than scaling W̃ (V·H)
-            x = torch.addmm(b, v.reshape(v.shape[0], -1), self.weight, alpha=1.0 / self.scale)
-        else:
-            x = F.conv2d(v, self.weight / self.scale, b, stride=s.stride, padding=s.padding)
-        return x.to(v.dtype)  # under bf16 autocast the matmul is bf16; the unit math stays float32
+            return torch.addmm(b, v.reshape(v.shape[0], -1), self.weight, alpha=1.0 / self.scale)
+        return F.conv2d(v, self.weight / self.scale, b, stride=s.stride, padding=s.padding)
 
     def visible_input(self, h: torch.Tensor) -> torch.Tensor:
         """y = a + hWᵀ (dense) or a + conv_transpose2d(h, W) (conv), shape (B, *visible_shape)."""
         s = self.spec
         a = self.visible_bias / s.visible_units.k
+        if torch.is_autocast_enabled(h.device.type):  # as in hidden_input: bias in float32
+            y = h @ self.weight.t() if s.kind == "dense" else self._conv_transpose(h, self.weight, None)
+            with torch.autocast(h.device.type, enabled=False):
+                return y.to(h.dtype) * (1.0 / self.scale) + (a if s.kind == "dense" else a.view(-1, 1, 1))
         if s.kind == "dense":
-            return torch.addmm(a, h, self.weight.t(), alpha=1.0 / self.scale).to(h.dtype)
-        W = self.weight / self.scale
+            return torch.addmm(a, h, self.weight.t(), alpha=1.0 / self.scale)
+        return self._conv_transpose(h, self.weight / self.scale, a)
+
+    def _conv_transpose(self, h: torch.Tensor, W: torch.Tensor, a: torch.Tensor | None) -> torch.Tensor:
+        """conv_transpose2d(h, W) + a, padded back to exactly (B, *visible_shape)."""
+        s = self.spec
         _, hh, ww = s.visible_shape
         pad = (hh - ((h.shape[2] - 1) * s.stride - 2 * s.padding + s.kernel),
                ww - ((h.shape[3] - 1) * s.stride - 2 * s.padding + s.kernel))
-        return F.conv_transpose2d(h, W, a, stride=s.stride, padding=s.padding, output_padding=pad).to(h.dtype)
+        return F.conv_transpose2d(h, W, a, stride=s.stride, padding=s.padding, output_padding=pad)
 
     def visible_term(self, v: torch.Tensor) -> torch.Tensor:
         """a·v per sample, shape (B,); conv: Σ_c a_c Σ_xy v_cxy."""

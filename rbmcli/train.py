@@ -17,8 +17,10 @@ from typing import Callable
 
 import torch
 
+from rbmcli.batches import binarize, epoch_permutation, load_training_images, to_visible  # noqa: F401
 from rbmcli.checkpoint import load_model, load_state, save_model, save_state, state_path
 from rbmcli.config import TrainConfig
+from rbmcli.devices import resolve_device, stage_images
 from rbmcli.dbn import DBN, build_specs
 from rbmcli.distributed import all_mean, average_gradients, init_world, rank_slice
 from rbmcli.errors import RbmError
@@ -40,50 +42,12 @@ class TrainResult:
     interrupted: bool = False
 
 
-def resolve_device(name: str) -> torch.device:
-    """'auto' → cuda, then mps, then cpu; an unavailable device is a usage error."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    try:
-        dev = torch.device(name)
-    except RuntimeError:
-        raise RbmError(f"unknown device {name!r}: use auto, cpu, cuda or cuda:N", usage=True) from None
-    if dev.type == "cuda" and (not torch.cuda.is_available() or (dev.index or 0) >= torch.cuda.device_count()):
-        raise RbmError(f"device {name} is not available on this machine (use --device cpu)", usage=True)
-    if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise RbmError("device mps is not available on this machine (use --device cpu)", usage=True)
-    return dev
 
 
-def to_visible(images: torch.Tensor, n_visible: int) -> torch.Tensor:
-    """uint8 pixels (B, C, H, W) → visible values v = pixel·N_v/255 in [0, N_v], float32.
-    For N_v = 1 gray levels become probabilities in [0, 1] (unless binarised beforehand)."""
-    return images.float() * (n_visible / 255.0)
 
 
-def binarize(images: torch.Tensor, how: str, seed: int) -> torch.Tensor:
-    """uint8 → uint8 in {0, 255}: 'threshold' at 128, 'sample' one Bernoulli(pixel/255) draw
-    (fixed by the seed: the usual stochastically binarised MNIST); 'none' leaves it."""
-    if how == "threshold":
-        return (images >= 128).to(torch.uint8) * 255
-    if how == "sample":
-        g = torch.Generator().manual_seed(seed)
-        return (torch.rand(images.shape, generator=g) < images.float() / 255).to(torch.uint8) * 255
-    return images
 
 
-def load_training_images(cfg: TrainConfig, split: str = "train", progress=None) -> torch.Tensor:
-    """The training images as uint8 (n, C, H, W), limited and binarised as configured."""
-    from rbmcli.data import load_dataset
-
-    ds = load_dataset(cfg.dataset, split, cfg.data_dir, cfg.size, cfg.limit, cfg.download, seed=cfg.seed)
-    if cfg.batch_size > len(ds.images):
-        raise RbmError(f"--batch-size {cfg.batch_size} is larger than the {len(ds.images)} training images", usage=True)
-    return binarize(ds.images, cfg.binarize, cfg.seed)
 
 
 def build_dbn(cfg: TrainConfig, input_shape: tuple[int, int, int]) -> DBN:
@@ -103,10 +67,6 @@ def default_run_dir(cfg: TrainConfig) -> Path:
     return Path("runs") / f"{cfg.dataset}-{arch}-{datetime.now():%Y%m%d-%H%M%S}"
 
 
-def epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
-    """The order of epoch `epoch`: a function of (seed, epoch) alone, so a resumed run
-    replays exactly the batches an uninterrupted one would."""
-    return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
 
 
 def layers_for_epoch(cfg: TrainConfig, n_layers: int, epoch: int) -> list[int] | None:
@@ -118,13 +78,15 @@ def total_epochs(cfg: TrainConfig, n_layers: int) -> int:
     return cfg.epochs * (n_layers if cfg.mode == "greedy" else 1)
 
 
+
+
 class Trainer:
     """Owns the training state of one run; `run()` trains and saves as it goes."""
 
     def __init__(self, cfg: TrainConfig, run_dir: Path, images: torch.Tensor, resume: bool = False,
                  progress: Callable[[dict], None] | None = None, should_stop: Callable[[], bool] | None = None,
                  write_images: bool = True, plots: bool = True, tensorboard: bool = False):
-        self.cfg, self.run_dir, self.images = cfg, Path(run_dir), images
+        self.cfg, self.run_dir = cfg, Path(run_dir)
         self.progress = progress or (lambda event: None)
         self.should_stop = should_stop or (lambda: False)
         self.write_images, self.plots = write_images, plots
@@ -133,6 +95,7 @@ class Trainer:
         if self.world.size > 1 and self.device.type == "cuda":
             self.device = torch.device("cuda", self.world.local_rank)
             torch.cuda.set_device(self.device)
+        self.images = stage_images(images, self.device)
         if cfg.batch_size % self.world.size:
             raise RbmError(f"--batch-size {cfg.batch_size} must divide evenly over {self.world.size} processes",
                            usage=True)
@@ -150,6 +113,8 @@ class Trainer:
 
             self.tb = TensorBoardLogger(self.run_dir)  # fails before training if the package is missing
         self.chains: list = [None] * len(self.dbn.layers)
+        # Compiled once per process; recompiles only if the input shapes change (e.g. greedy layers).
+        self.losses_fn = torch.compile(dbn_losses) if cfg.compile else dbn_losses
         self.epoch, self.batch, self.step = 0, 0, 0
         if resume:
             self._resume()
@@ -185,7 +150,7 @@ class Trainer:
         """One Adam step on the summed layer losses; returns each layer's loss."""
         cfg = self.cfg
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
-            losses = dbn_losses(self.dbn, v, cfg.negatives, cfg.gibbs_steps, self.gen, cfg.mode, self.chains, layers)
+            losses = self.losses_fn(self.dbn, v, cfg.negatives, cfg.gibbs_steps, self.gen, cfg.mode, self.chains, layers)
         self.opt.zero_grad(set_to_none=True)
         torch.stack(losses).sum().backward()
         average_gradients(self.dbn.parameters(), self.world)

@@ -21,7 +21,8 @@ from rbmcli.errors import RbmError
 from rbmcli.pictures import (CONV_SCALE, TensorBoardLogger, filter_grid, write_curves, write_epoch_pictures,
                              write_hidden_activity)
 from rbmcli.report import write_report
-from rbmcli.train import to_visible, train
+from rbmcli.batches import to_visible
+from rbmcli.train import train
 from rbmcli.units import Units
 
 PNG_URI = '<img src="data:image/png;base64,'

@@ -70,3 +70,58 @@ def test_features_shape_mapping_and_batches(arch, n_v, dim):
 def test_features_reject_non_uint8_images():
     with pytest.raises(RbmError, match="uint8"):
         extract_features(_dbn("dense:3", (1, 2, 2), 1), torch.rand(4, 1, 2, 2), 1)
+
+
+@pytest.mark.parametrize("c", [0.01, 0.3, 3.0])
+def test_lbfgs_solver_matches_liblinear(c):
+    """The torch solver reaches liblinear's optimum (LinearSVC, primal, tight tolerance):
+    5 classes, 13 features, 301 samples, a bias that is regularised like liblinear's."""
+    from sklearn.svm import LinearSVC
+
+    from rbmcli.linear_svm import fit_linear_svm, ovr_targets
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 5, 301)
+    x = rng.normal(size=(301, 13)) + np.pad(2.0 * np.eye(5)[y], ((0, 0), (0, 8))) + 0.7
+    ref = LinearSVC(C=c, dual=False, tol=1e-12, max_iter=100_000).fit(x, y)
+    wb, _ = fit_linear_svm(torch.tensor(x), ovr_targets(torch.tensor(y), 5), c, tol=1e-10, max_iter=5000,
+                           dtype=torch.float64)
+    wb = wb.numpy()
+    np.testing.assert_allclose(wb[:-1].T, ref.coef_, atol=1e-6)
+    np.testing.assert_allclose(wb[-1], ref.intercept_, atol=1e-6)
+
+
+def test_protocol_matches_the_scikit_learn_pipeline():
+    """Same C grid and split → same chosen C and test error as StandardScaler → LinearSVC."""
+    from sklearn.model_selection import train_test_split
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import LinearSVC
+
+    rng = np.random.default_rng(4)
+    w = rng.normal(size=(11, 3))
+    xtr, xte = rng.normal(size=(700, 11)) * 3 + 1, rng.normal(size=(300, 11)) * 3 + 1
+    ytr = (xtr @ w + rng.normal(scale=2.0, size=(700, 3))).argmax(1)
+    yte = (xte @ w).argmax(1)
+    grid = (0.001, 0.01, 0.1, 1.0)
+    res = svm_error(xtr, ytr, xte, yte, c_grid=grid, seed=5, patience=len(grid))
+    fx, vx, fy, vy = train_test_split(xtr, ytr, test_size=0.1, stratify=ytr, random_state=5)
+    pipe = lambda c: make_pipeline(StandardScaler(), LinearSVC(C=c, dual=False, tol=1e-10, max_iter=100_000))
+    val = [100 * np.mean(pipe(c).fit(fx, fy).predict(vx) != vy) for c in grid]
+    best = grid[int(np.argmin(val))]
+    assert (res.best_c, res.val_error_percent) == (best, min(val))
+    assert res.test_error_percent == pytest.approx(100 * np.mean(pipe(best).fit(xtr, ytr).predict(xte) != yte))
+
+
+def test_written_out_gradient_equals_autograd():
+    from rbmcli.linear_svm import squared_hinge_gradient, squared_hinge_objective
+
+    g = torch.Generator().manual_seed(1)
+    x, wb = torch.randn(11, 7, generator=g, dtype=torch.float64), torch.randn(8, 3, generator=g, dtype=torch.float64)
+    t = torch.where(torch.rand(11, 3, generator=g) < 0.5, -1.0, 1.0).double()
+    wb.requires_grad_(True)
+    objective = squared_hinge_objective(wb, x, t, 0.7)
+    (auto,) = torch.autograd.grad(objective, wb)
+    loss, grad = squared_hinge_gradient(wb.detach(), x, t, 0.7)
+    torch.testing.assert_close(grad, auto)
+    torch.testing.assert_close(loss, objective.detach())

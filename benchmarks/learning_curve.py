@@ -1,0 +1,57 @@
+"""SVM test error against training epochs: the Table 1 protocol on every kept epoch checkpoint.
+
+    python benchmarks/learning_curve.py runs/t1-conv-mnist-N255 [--epochs 1,3,6]
+
+Train the run first with `rbm train ... --keep 100 --out RUN` (keeps model-epochNNN.safetensors;
+copies kept in subfolders of RUN count too, e.g. RUN/kept/model-epoch006.safetensors).
+C is chosen on a validation split of the training set for every checkpoint; the validation
+error is the selection signal, the test error is only reported. Rows are appended to
+benchmarks/results/learning_curves.json: {run, dataset, units_N, arch, epoch, svm_error_percent,
+val_error_percent, C, train_seconds (cumulative), svm_seconds, command, date}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import date
+from pathlib import Path
+
+from rbmcli.evaluate import EvalOptions, evaluate
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("run", type=Path)
+    ap.add_argument("--epochs", default="", help="comma-separated epochs (default: every kept checkpoint)")
+    args = ap.parse_args()
+    wanted = {int(e) for e in args.epochs.split(",") if e}
+    metrics = [json.loads(line) for line in (args.run / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    seconds = {m["epoch"]: sum(x["seconds"] for x in metrics if x["epoch"] <= m["epoch"]) for m in metrics}
+    config = json.loads((args.run / "config.json").read_text())
+    path = RESULTS / "learning_curves.json"
+    found = {p.name: p for p in sorted(args.run.glob("**/model-epoch*.safetensors"), reverse=True)}  # one per epoch
+    for ckpt in (found[name] for name in sorted(found)):
+        epoch = int(ckpt.stem.removeprefix("model-epoch"))
+        if wanted and epoch not in wanted:
+            continue
+        _, rows = evaluate(ckpt, EvalOptions(svm=True, device="cpu"),
+                           progress=lambda what, done, total: print(f"{ckpt.name}: {what} {done}/{total}", flush=True)
+                           if what.startswith("SVM") else None)
+        svm = rows[0]
+        row = {"run": str(args.run), "dataset": config["dataset"], "units_N": config["visible_units"],
+               "arch": config["arch"], "mode": config["mode"], "negatives": config["negatives"], "epoch": epoch,
+               "svm_error_percent": round(svm.value, 3), "val_error_percent": round(svm.details["val_error_percent"], 3),
+               "C": svm.details["C"], "features": svm.details["features"], "scan": svm.details["scan"],
+               "train_seconds": round(seconds.get(epoch, float("nan")), 1), "svm_seconds": round(svm.seconds, 1),
+               "command": " ".join(["python"] + sys.argv), "date": str(date.today())}
+        print(json.dumps(row), flush=True)
+        table = json.loads(path.read_text()) if path.is_file() else []
+        path.write_text(json.dumps(table + [row], indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
