@@ -132,7 +132,16 @@ def gibbs_rate(which: str, threads: int, tuned: bool) -> tuple[float, float]:
             generate(dbn, 64, 200, g)
 
     rate = 200 / timed(run, 2)
-    return rate, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return rate, peak_rss_mib()
+
+
+def peak_rss_mib() -> float:
+    """This process's peak resident memory (VmHWM). Not ru_maxrss: Linux carries that across
+    exec, so a spawned child would report its parent's peak."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def in_fresh_process(fn, *args):
@@ -171,7 +180,7 @@ def main() -> None:
         rows.append((f"paper-generate stack {size}x{size}, batch 128, joint training",
                      f"{ips:.1f} images/s, {achieved:.1f} GFLOP/s = {achieved / peak_c:.0%} of its bare conv up-pass "
                      f"({peak_c:.1f} GFLOP/s)"))
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rss = peak_rss_mib()
     rows.append(("peak RSS (training rows, this process)", f"{rss:.0f} MiB"))
     head = (f"## {date.today()} — `{' '.join(['python'] + sys.argv)}`\n\n"
             f"Machine: {platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}, "

@@ -32,12 +32,13 @@ def main() -> None:
     ap.add_argument("--gibbs-steps", type=int, default=1)
     ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--lr", type=float, default=TrainConfig.lr)
+    ap.add_argument("--lr-decay", default=TrainConfig.lr_decay)
     ap.add_argument("--hidden", type=int, default=500)
     ap.add_argument("--ais-betas", type=int, default=14_500)
     ap.add_argument("--ais-runs", type=int, default=100)
     args = ap.parse_args()
     cfg = TrainConfig(arch=f"dense:{args.hidden}", visible_units=1, hidden_units=1, binarize="sample",
-                      negatives=args.negatives, gibbs_steps=args.gibbs_steps, epochs=args.epochs, lr=args.lr,
+                      negatives=args.negatives, gibbs_steps=args.gibbs_steps, epochs=args.epochs, lr=args.lr, lr_decay=args.lr_decay,
                       device="cpu", sample_steps=500)
     out = Path("runs") / f"loglik-{args.negatives}-{int(time.time())}"
     t0 = time.time()
@@ -47,7 +48,7 @@ def main() -> None:
                                                    device="cpu"))
     r = rows[0]
     row = {"model": f"binary RBM 784-{args.hidden}", "negatives": args.negatives, "gibbs_steps": args.gibbs_steps,
-           "epochs": args.epochs, "lr": args.lr, "test_log_likelihood_nats": round(r.value, 2),
+           "epochs": args.epochs, "lr": args.lr, "lr_decay": args.lr_decay, "test_log_likelihood_nats": round(r.value, 2),
            "low": round(r.details["low"], 2), "high": round(r.details["high"], 2),
            "log_z": round(r.details["log_z"], 2), "method": r.details["method"],
            "ais_betas": r.details["ais_betas"], "ais_runs": args.ais_runs, "binarize": "sample (seed 0)",

@@ -22,11 +22,11 @@ def load(name: str) -> list[dict]:
 
 def table1() -> str:
     lines = ["### Table 1: SVM test error (full 60k train / 10k test)", "",
-             "| dataset | N | arch | mode | epochs | SVM error | C | paper | wall (train + SVM) | SVM protocol | command |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| dataset | N | arch | lr | mode | epochs | SVM error | C | paper | wall (train + SVM) | SVM protocol | command |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in load("table1"):
         paper = PAPER.get((r["dataset"], r["units_N"]), "")
-        lines.append(f"| {r['dataset']} | {r['units_N']} | {r['arch']} | {r.get('mode', '')} | {r['epochs']} "
+        lines.append(f"| {r['dataset']} | {r['units_N']} | {r['arch']} | {r.get('lr', 0.03):g} | {r.get('mode', '')} | {r['epochs']} "
                      f"| **{r['svm_error_percent']:.2f} %** | {r['svm']['C']:g} | {paper} % | {r['wall_seconds']:.0f} s "
                      f"({r['train_seconds']:.0f} + {r['wall_seconds'] - r['train_seconds']:.0f}) "
                      f"| {r.get('svm_protocol', '')} | `{r['command']}` |")
@@ -35,10 +35,11 @@ def table1() -> str:
 
 def learning_curves() -> str:
     lines = ["### Learning curves: SVM error against epochs (C chosen on validation at every point)", "",
-             "| dataset | N | arch | mode | epoch | train time | validation error | test error | C | SVM time | command |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| run | dataset | N | arch | lr | mode | epoch | train time | validation error | test error | C | SVM time | command |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in sorted(load("learning_curves"), key=lambda r: (r["run"], r["epoch"])):
-        lines.append(f"| {r['dataset']} | {r['units_N']} | {r['arch']} | {r['mode']} | {r['epoch']} "
+        lines.append(f"| {Path(r['run']).name} | {r['dataset']} | {r['units_N']} | {r['arch']} | {r.get('lr', 0.03):g} "
+                     f"| {r['mode']} | {r['epoch']} "
                      f"| {r['train_seconds']:.0f} s | {r['val_error_percent']:.2f} % | **{r['svm_error_percent']:.2f} %** "
                      f"| {r['C']:g} | {r['svm_seconds']:.0f} s | `{r['command']}` |")
     return "\n".join(lines)
@@ -68,16 +69,48 @@ def ablations() -> str:
 
 def loglik() -> str:
     lines = ["### Log-likelihood, binarised MNIST, binary RBM 784-500 (AIS, ±3σ)", "",
-             "| negatives | epochs | test log-likelihood | ±3σ interval | log Z | train s | AIS s | command |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| model | negatives | lr | epochs | test log-likelihood | ±3σ interval | log Z | train s | AIS s | command |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in load("loglik"):
-        lines.append(f"| {r['negatives']} | {r['epochs']} | **{r['test_log_likelihood_nats']:.2f} nats** "
+        model = "sklearn BernoulliRBM" if r.get("model", "").startswith("sklearn") else "rbmcli"
+        lines.append(f"| {model} | {r['negatives']} | {r.get('lr', '')} | {r['epochs']} | **{r['test_log_likelihood_nats']:.2f} nats** "
                      f"| [{r['low']:.2f}, {r['high']:.2f}] | {r['log_z']:.2f} | {r['train_seconds']:.0f} "
                      f"| {r['ais_seconds']:.0f} | `{r['command']}` |")
     return "\n".join(lines)
 
 
+def plot_learning_curves() -> None:
+    """docs/img/learning-curves.png: validation and test SVM error against epochs, one line per run."""
+    rows = load("learning_curves")
+    if not rows:
+        return
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for run in sorted({r["run"] for r in rows}):
+        pts = sorted((r["epoch"], r["val_error_percent"], r["svm_error_percent"]) for r in rows if r["run"] == run)
+        first = next(r for r in rows if r["run"] == run)
+        label = f"{first['dataset']} {first['arch']} lr {first.get('lr', 0.03):g} ({Path(run).name})"
+        line, = ax.plot([p[0] for p in pts], [p[2] for p in pts], "o-", label=f"{label}: test")
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], "s--", color=line.get_color(), alpha=0.6, label="  validation")
+    paper = {d for d in (r["dataset"] for r in rows)}
+    for d in paper:
+        ax.axhline(PAPER[(d, 255)], color="gray", lw=0.8, ls=":")
+        ax.text(0.5, PAPER[(d, 255)], f" paper, {d} N=255", va="bottom", fontsize=7, color="gray")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("linear-SVM error, %")
+    ax.legend(fontsize=6)
+    fig.tight_layout()
+    out = ROOT / "docs" / "img" / "learning-curves.png"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=120)
+
+
 def main() -> None:
+    plot_learning_curves()
     body = "\n\n".join([table1(), learning_curves(), peers(), loglik(), ablations()])
     text = DOC.read_text() if DOC.is_file() else f"# Results\n\n{START}\n{END}\n"
     head, rest = text.split(START, 1)

@@ -23,10 +23,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from rbmcli.batches import binarize
 from rbmcli.config import TrainConfig
 from rbmcli.data import load_dataset
 from rbmcli.svm import svm_error
-from rbmcli.batches import binarize
 from rbmcli.train import build_dbn
 
 RESULTS = Path(__file__).parent / "results"
@@ -96,7 +96,7 @@ def loglik_row(args) -> dict:
     IMG.mkdir(parents=True, exist_ok=True)
     save_png(torch.as_tensor(v, dtype=torch.float32).reshape(64, 1, 28, 28), IMG / "peers-sklearn-samples.png", 8)
     return {"model": "sklearn BernoulliRBM 784-500", "negatives": f"sklearn PCD-1, lr 0.05, {args.rbm_epochs} epochs",
-            "epochs": args.rbm_epochs, "mean_log_likelihood": r["mean_log_likelihood"], "low": r["low"],
+            "epochs": args.rbm_epochs, "test_log_likelihood_nats": r["mean_log_likelihood"], "lr": 0.05, "low": r["low"],
             "high": r["high"], "log_z": r["log_z"], "binarize": "sample (seed 0)", "train_seconds": round(fit_s, 1),
             "ais_seconds": round(time.time() - t0, 1), "date": str(date.today()),
             "command": " ".join(["python"] + sys.argv)}

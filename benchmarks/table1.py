@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sys
 import time
@@ -46,7 +47,7 @@ def main() -> None:
     cfg = TrainConfig(dataset=args.dataset, arch=args.arch, visible_units=args.units, hidden_units=args.units,
                       epochs=args.epochs, lr=args.lr, mode=args.mode, negatives=args.negatives,
                       activation=args.activation, k=args.k, limit=args.limit, device="cpu", sample_steps=100)
-    out = args.out or Path("runs") / f"table1-{args.dataset}-N{args.units}-{args.arch}-{int(time.time())}"
+    out = args.out or Path("runs") / f"table1-{args.dataset}-N{args.units}-{args.arch}-{int(time.time())}-{os.getpid()}"
     t0 = time.time()
     res = train(cfg, out, progress=lambda e: print(json.dumps(e), flush=True) if e["kind"] == "epoch" else None)
     train_s = time.time() - t0

@@ -131,6 +131,7 @@ def train(
     epochs: Annotated[Optional[int], typer.Option(help=f"Training epochs (greedy: per layer): {_D.epochs}, or with --resume the run's own.")] = None,
     batch_size: Annotated[int, typer.Option(help="Minibatch size (paper: 128).")] = _D.batch_size,
     lr: Annotated[float, typer.Option(help="Adam learning rate (paper: 0.03).")] = _D.lr,
+    lr_decay: Annotated[str, typer.Option(help="none (paper), linear or cosine: the rate falls to 0 by the last step.")] = _D.lr_decay,
     limit: Annotated[Optional[int], typer.Option(help="Use only the first LIMIT training images.")] = _D.limit,
     device: Annotated[str, typer.Option(help="auto (cuda, mps, cpu), cpu, cuda or cuda:N.")] = _D.device,
     seed: Annotated[int, typer.Option(help="Seed for every random choice (same seed, same weights).")] = _D.seed,
@@ -163,7 +164,7 @@ def train(
                           visible_units=visible_units, hidden_units=hidden_units, k=k, activation=activation,
                           binarize=binarize, negatives=negatives, gibbs_steps=gibbs_steps, mode=mode,
                           epochs=_D.epochs if epochs is None else epochs,
-                          batch_size=batch_size, lr=lr, limit=limit, device=device, seed=seed,
+                          batch_size=batch_size, lr=lr, lr_decay=lr_decay, limit=limit, device=device, seed=seed,
                           save_every=save_every, save_minutes=save_minutes, keep=keep, precision=precision,
                           channels_last=channels_last, compile=compile, sample_steps=sample_steps,
                           download=download).validate()

@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, fields
 from rbmcli.errors import RbmError
 
 BINARIZE = ("none", "threshold", "sample")
+LR_DECAYS = ("none", "linear", "cosine")
 
 
 @dataclass
@@ -28,6 +29,7 @@ class TrainConfig:
     epochs: int = 5  # epochs (greedy: per layer)
     batch_size: int = 128  # paper: 128
     lr: float = 0.03  # Adam learning rate (paper: 0.03, betas 0.9/0.999)
+    lr_decay: str = "none"  # none (paper), linear or cosine: lr falls to 0 over the run's optimiser steps
     init_std: float = 0.1  # std of the initial natural weights (pre-activation std ≈ 0.1·rms(v/N))
     limit: int | None = None  # use only the first n training images
     device: str = "auto"  # auto (cuda, mps, cpu), cpu, cuda, cuda:i
@@ -60,6 +62,7 @@ class TrainConfig:
         need(self.batch_size >= 1, "--batch-size must be >= 1")
         # inf, or so large that Adam's step lr/(1-β1^t) ≤ 10·lr overflows float32
         need(0 < self.lr < 1e36, f"--lr {self.lr} is out of range: it must be > 0, and too large at 1e36 or more")
+        need(self.lr_decay in LR_DECAYS, f"--lr-decay must be one of {LR_DECAYS}")
         need(self.limit is None or self.limit >= 1, "--limit must be >= 1")
         need(self.gibbs_steps >= 1, "--gibbs-steps must be >= 1")
         need(self.binarize in BINARIZE, f"--binarize must be one of {BINARIZE}")

@@ -87,7 +87,7 @@ class StandardisedLinearSVM:
     def _standardise(self, x) -> torch.Tensor:
         return ((torch.as_tensor(np.asarray(x)).double() - self.mean) / self.std).to(self.dtype)
 
-    def fit(self, x, y) -> "StandardisedLinearSVM":
+    def fit(self, x, y) -> StandardisedLinearSVM:
         xt = torch.as_tensor(np.asarray(x)).double()
         self.mean, std = xt.mean(0), xt.std(0, unbiased=False)
         self.std = torch.where(std > 0, std, torch.ones_like(std))

@@ -74,6 +74,17 @@ def layers_for_epoch(cfg: TrainConfig, n_layers: int, epoch: int) -> list[int] |
     return [min(epoch // cfg.epochs, n_layers - 1)] if cfg.mode == "greedy" else None
 
 
+def learning_rate(lr: float, decay: str, step: int, total_steps: int) -> float:
+    """Adam's rate at optimiser step t of T (t = 0 first): none → lr; linear → lr·(1 − t/T);
+    cosine → lr·½(1 + cos(πt/T)). A function of the step alone, so a resumed run replays it."""
+    if decay == "none" or total_steps <= 0:
+        return lr
+    frac = min(step / total_steps, 1.0)
+    if decay == "linear":
+        return lr * (1.0 - frac)
+    return lr * 0.5 * (1.0 + math.cos(math.pi * frac))
+
+
 def total_epochs(cfg: TrainConfig, n_layers: int) -> int:
     return cfg.epochs * (n_layers if cfg.mode == "greedy" else 1)
 
@@ -192,6 +203,8 @@ class Trainer:
                 v = to_visible(self.images[idx].to(self.device, non_blocking=True), cfg.visible_units)
                 if cfg.channels_last and v.dim() == 4:
                     v = v.contiguous(memory_format=torch.channels_last)
+                for group in self.opt.param_groups:
+                    group["lr"] = learning_rate(cfg.lr, cfg.lr_decay, self.step, epochs * steps_per_epoch)
                 values = self.train_step(v, layers)
                 sums = values if sums is None else [a + b for a, b in zip(sums, values)]
                 count += 1

@@ -173,3 +173,44 @@ def test_meanfield_training_is_invariant_to_shared_n_and_k():
         other.train_step(images[(i % 6) * 20:(i % 6 + 1) * 20].float() / 255, None)
     assert torch.allclose(same.dbn.state_dict()["layers.0.weight"], w1["layers.0.weight"], atol=1e-4)
     assert not torch.allclose(other.dbn.state_dict()["layers.0.weight"], w1["layers.0.weight"], atol=1e-2)
+
+
+def test_learning_rate_schedules_follow_their_formulas():
+    from rbmcli.train import learning_rate
+
+    T = 7
+    for t in range(T + 1):
+        assert learning_rate(0.03, "none", t, T) == 0.03
+        assert learning_rate(0.03, "linear", t, T) == pytest.approx(0.03 * (T - t) / T)
+        assert learning_rate(0.03, "cosine", t, T) == pytest.approx(0.015 * (1 + math.cos(math.pi * t / T)))
+    assert learning_rate(0.03, "cosine", T // 2, T) > learning_rate(0.03, "linear", T // 2, T)  # 3/7 of the way: cos above the line
+
+
+def test_lr_decay_trains_differently_resumes_exactly_and_reaches_zero(tmp_path):
+    """A decayed run differs from a constant-rate one, its last step uses lr·1/T, and an
+    interrupted + resumed decayed run equals an uninterrupted one (the rate is a function of the step)."""
+    images = patterns(200)
+    c = cfg(arch="dense:7", negatives="pcd", lr_decay="linear", epochs=3)
+    full = train(c, tmp_path / "full", images=images)
+    flat = train(cfg(arch="dense:7", negatives="pcd", epochs=3), tmp_path / "flat", images=images)
+    a = load_model(full.checkpoint)[0].state_dict()
+    assert not torch.equal(a["layers.0.weight"], load_model(flat.checkpoint)[0].state_dict()["layers.0.weight"])
+    calls = {"n": 0}
+
+    def stop():
+        calls["n"] += 1
+        return calls["n"] == 17
+
+    part = train(c, tmp_path / "part", images=images, should_stop=stop)
+    assert part.interrupted
+    t = Trainer(c, tmp_path / "part", images, resume=True)
+    t.run()
+    assert t.opt.param_groups[0]["lr"] == pytest.approx(c.lr / 30)  # step 29 of 30 (10 steps per epoch)
+    b = load_model(tmp_path / "part" / "model.safetensors")[0].state_dict()
+    for name in a:
+        assert torch.equal(a[name], b[name]), name
+
+
+def test_bad_lr_decay_is_a_usage_error():
+    with pytest.raises(RbmError, match="--lr-decay"):
+        cfg(lr_decay="step").validate()
