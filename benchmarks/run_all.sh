@@ -2,12 +2,35 @@
 # Every figure in docs/results.md, one command each, in the order they were run.
 set -x
 B=benchmarks
-python $B/table1.py --dataset mnist --units 255 --arch small --epochs 10
-python $B/table1.py --dataset mnist --units 1 --arch small --epochs 10
-python $B/table1.py --dataset fashion-mnist --units 255 --arch small --epochs 10
-python $B/table1.py --dataset fashion-mnist --units 1 --arch small --epochs 10
+python $B/table1.py --dataset mnist --units 255 --arch small --epochs 10 --mode joint
+python $B/table1.py --dataset mnist --units 1 --arch small --epochs 10 --mode joint
+python $B/table1.py --dataset fashion-mnist --units 255 --arch small --epochs 10 --mode joint
+python $B/table1.py --dataset fashion-mnist --units 1 --arch small --epochs 10 --mode joint
+# The dense preset with PCD-1 negatives (N = 1) at three learning rates.
+for lr in 0.03 0.01 0.003; do
+  python $B/table1.py --dataset mnist --units 1 --arch small --epochs 10 --mode joint --negatives pcd --lr $lr
+done
+# The paper's conv network (one thread each; two of these were run side by side).
+export OMP_NUM_THREADS=1
+rbm train --dataset mnist --arch paper-classify --epochs 6 --keep 10 --device cpu --out runs/t1-conv-mnist-N255
+python $B/learning_curve.py runs/t1-conv-mnist-N255 --epochs 6,2
+rbm train --out runs/t1-conv-mnist-N255 --resume --epochs 20
+python $B/learning_curve.py runs/t1-conv-mnist-N255 --epochs 20
+rbm train --dataset mnist --arch paper-classify --epochs 2 --keep 10 --device cpu --out runs/t1-conv-mnist-N255-e2
+python $B/learning_curve.py runs/t1-conv-mnist-N255-e2 --epochs 2
+rbm train --dataset mnist --arch paper-classify --epochs 4 --lr 0.01 --keep 10 --device cpu --out runs/t1-conv-mnist-N255-lr01
+python $B/learning_curve.py runs/t1-conv-mnist-N255-lr01 --epochs 4
+rbm train --dataset mnist --arch paper-classify --visible-units 1 --hidden-units 1 --negatives pcd --lr 0.01 --epochs 3 --keep 10 --device cpu --out runs/t1-conv-mnist-N1-pcd
+python $B/learning_curve.py runs/t1-conv-mnist-N1-pcd --epochs 3
+rbm train --dataset fashion-mnist --arch paper-classify --epochs 2 --keep 10 --device cpu --out runs/t1-conv-fashion-N255-e2
+python $B/learning_curve.py runs/t1-conv-fashion-N255-e2 --epochs 2
+unset OMP_NUM_THREADS
 python $B/loglik.py --negatives meanfield --epochs 10
 python $B/loglik.py --negatives pcd --epochs 10
+python $B/loglik.py --negatives pcd --epochs 10 --lr 0.003
+python $B/loglik.py --negatives pcd --epochs 30 --lr 0.01
+python $B/loglik.py --negatives pcd --epochs 100 --lr 0.01
+python $B/loglik.py --negatives pcd --epochs 30 --lr 0.01 --lr-decay linear
 python $B/peers.py --dataset mnist
 python $B/peers.py --dataset fashion-mnist
 # Ablations: MNIST, 20k training images for the RBM and the SVM, 5 epochs, one change a row.
