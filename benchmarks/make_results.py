@@ -69,11 +69,11 @@ def ablations() -> str:
 
 def loglik() -> str:
     lines = ["### Log-likelihood, binarised MNIST, binary RBM 784-500 (AIS, ±3σ)", "",
-             "| model | negatives | lr | epochs | test log-likelihood | ±3σ interval | log Z | train s | AIS s | command |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "| model | negatives | lr | lr decay | epochs | test log-likelihood | ±3σ interval | log Z | train s | AIS s | command |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in load("loglik"):
         model = "sklearn BernoulliRBM" if r.get("model", "").startswith("sklearn") else "rbmcli"
-        lines.append(f"| {model} | {r['negatives']} | {r.get('lr', '')} | {r['epochs']} | **{r['test_log_likelihood_nats']:.2f} nats** "
+        lines.append(f"| {model} | {r['negatives']} | {r.get('lr', '')} | {r.get('lr_decay', 'none')} | {r['epochs']} | **{r['test_log_likelihood_nats']:.2f} nats** "
                      f"| [{r['low']:.2f}, {r['high']:.2f}] | {r['log_z']:.2f} | {r['train_seconds']:.0f} "
                      f"| {r['ais_seconds']:.0f} | `{r['command']}` |")
     return "\n".join(lines)

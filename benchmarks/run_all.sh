@@ -31,6 +31,8 @@ python $B/loglik.py --negatives pcd --epochs 10 --lr 0.003
 python $B/loglik.py --negatives pcd --epochs 30 --lr 0.01
 python $B/loglik.py --negatives pcd --epochs 100 --lr 0.01
 python $B/loglik.py --negatives pcd --epochs 30 --lr 0.01 --lr-decay linear
+python $B/loglik.py --negatives pcd --epochs 60 --lr 0.01 --lr-decay linear
+python $B/loglik.py --negatives pcd --epochs 100 --lr 0.01 --lr-decay linear
 python $B/peers.py --dataset mnist
 python $B/peers.py --dataset fashion-mnist
 # Ablations: MNIST, 20k training images for the RBM and the SVM, 5 epochs, one change a row.
