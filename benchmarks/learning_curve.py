@@ -43,7 +43,7 @@ def main() -> None:
                            if what.startswith("SVM") else None)
         svm = rows[0]
         row = {"run": str(args.run), "dataset": config["dataset"], "units_N": config["visible_units"],
-               "arch": config["arch"], "lr": config["lr"], "mode": config["mode"], "negatives": config["negatives"], "epoch": epoch,
+               "arch": config["arch"], "lr": config["lr"], "lr_decay": config.get("lr_decay", "none"), "mode": config["mode"], "negatives": config["negatives"], "epoch": epoch,
                "svm_error_percent": round(svm.value, 3), "val_error_percent": round(svm.details["val_error_percent"], 3),
                "C": svm.details["C"], "features": svm.details["features"], "scan": svm.details["scan"],
                "train_seconds": round(seconds.get(epoch, float("nan")), 1), "svm_seconds": round(svm.seconds, 1),

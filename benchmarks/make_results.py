@@ -15,6 +15,12 @@ START, END = "<!-- tables:start -->", "<!-- tables:end -->"
 PAPER = {("mnist", 1): 2.44, ("mnist", 255): 1.23, ("fashion-mnist", 1): 13.12, ("fashion-mnist", 255): 9.26}
 
 
+def rate(r: dict) -> str:
+    """The learning rate, with its decay when there is one: "0.03" or "0.03 → 0 linear"."""
+    decay = r.get("lr_decay", "none")
+    return f"{r.get('lr', 0.03):g}" + ("" if decay == "none" else f" → 0 {decay}")
+
+
 def load(name: str) -> list[dict]:
     path = RESULTS / f"{name}.json"
     return json.loads(path.read_text()) if path.is_file() else []
@@ -26,7 +32,7 @@ def table1() -> str:
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in load("table1"):
         paper = PAPER.get((r["dataset"], r["units_N"]), "")
-        lines.append(f"| {r['dataset']} | {r['units_N']} | {r['arch']} | {r.get('lr', 0.03):g} | {r.get('mode', '')} | {r['epochs']} "
+        lines.append(f"| {r['dataset']} | {r['units_N']} | {r['arch']} | {rate(r)} | {r.get('mode', '')} | {r['epochs']} "
                      f"| **{r['svm_error_percent']:.2f} %** | {r['svm']['C']:g} | {paper} % | {r['wall_seconds']:.0f} s "
                      f"({r['train_seconds']:.0f} + {r['wall_seconds'] - r['train_seconds']:.0f}) "
                      f"| {r.get('svm_protocol', '')} | `{r['command']}` |")
@@ -38,7 +44,7 @@ def learning_curves() -> str:
              "| run | dataset | N | arch | lr | mode | epoch | train time | validation error | test error | C | SVM time | command |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in sorted(load("learning_curves"), key=lambda r: (r["run"], r["epoch"])):
-        lines.append(f"| {Path(r['run']).name} | {r['dataset']} | {r['units_N']} | {r['arch']} | {r.get('lr', 0.03):g} "
+        lines.append(f"| {Path(r['run']).name} | {r['dataset']} | {r['units_N']} | {r['arch']} | {rate(r)} "
                      f"| {r['mode']} | {r['epoch']} "
                      f"| {r['train_seconds']:.0f} s | {r['val_error_percent']:.2f} % | **{r['svm_error_percent']:.2f} %** "
                      f"| {r['C']:g} | {r['svm_seconds']:.0f} s | `{r['command']}` |")
@@ -79,6 +85,31 @@ def loglik() -> str:
     return "\n".join(lines)
 
 
+def loglik_check() -> str:
+    lines = ["### The same log-likelihoods checked from both sides (forward AIS errs high, reverse AIS low)", "",
+             "| checkpoint | epochs | lr | forward AIS (runs) | ±3σ | reverse AIS (runs, burn-in) | ±3σ | seconds | command |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in load("loglik_check"):
+        f, b = r["forward"], r["reverse"]
+        lines.append(f"| {Path(r['checkpoint']).parent.name} | {r['epochs']} | {rate(r)} "
+                     f"| **{f['test_log_likelihood_nats']:.2f}** ({f['runs']}) | [{f['interval_3sigma'][0]:.2f}, {f['interval_3sigma'][1]:.2f}] "
+                     f"| **{b['test_log_likelihood_nats']:.2f}** ({b['runs']}, {b['burn_in_gibbs_steps']} Gibbs steps) "
+                     f"| [{b['interval_3sigma'][0]:.2f}, {b['interval_3sigma'][1]:.2f}] | {f['seconds'] + b['seconds']:.0f} | `{r['command']}` |")
+    return "\n".join(lines)
+
+
+def fid() -> str:
+    lines = ["### FID of samples (pytorch-fid Inception, pool3) against training images", "",
+             "| dataset | N | model | FID | samples / real images | Gibbs steps | seconds | grid | command |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in load("fid"):
+        grid = f"[png]({Path(r['grid']).relative_to('docs')})" if r.get("grid") else ""
+        lines.append(f"| {r['dataset']} | {r['units_N'] or '–'} | {r['model']} | **{r['fid']:.1f}** "
+                     f"| {r['n_fake']} / {r['n_real']} | {r.get('gibbs_steps', '–')} | {r['seconds']:.0f} "
+                     f"| {grid} | `{r['command']}` |")
+    return "\n".join(lines)
+
+
 def plot_learning_curves() -> None:
     """docs/img/learning-curves.png: validation and test SVM error against epochs, one line per run."""
     rows = load("learning_curves")
@@ -111,7 +142,7 @@ def plot_learning_curves() -> None:
 
 def main() -> None:
     plot_learning_curves()
-    body = "\n\n".join([table1(), learning_curves(), peers(), loglik(), ablations()])
+    body = "\n\n".join([table1(), learning_curves(), peers(), loglik(), loglik_check(), fid(), ablations()])
     text = DOC.read_text() if DOC.is_file() else f"# Results\n\n{START}\n{END}\n"
     head, rest = text.split(START, 1)
     tail = rest.split(END, 1)[1]

@@ -10,6 +10,7 @@ python $B/table1.py --dataset fashion-mnist --units 1 --arch small --epochs 10 -
 for lr in 0.03 0.01 0.003; do
   python $B/table1.py --dataset mnist --units 1 --arch small --epochs 10 --mode joint --negatives pcd --lr $lr
 done
+python $B/table1.py --dataset fashion-mnist --units 1 --arch small --epochs 10 --mode joint --negatives pcd --lr 0.01
 # The paper's conv network (one thread each; two of these were run side by side).
 export OMP_NUM_THREADS=1
 rbm train --dataset mnist --arch paper-classify --epochs 6 --keep 10 --device cpu --out runs/t1-conv-mnist-N255
@@ -22,6 +23,8 @@ rbm train --dataset mnist --arch paper-classify --epochs 4 --lr 0.01 --keep 10 -
 python $B/learning_curve.py runs/t1-conv-mnist-N255-lr01 --epochs 4
 rbm train --dataset mnist --arch paper-classify --visible-units 1 --hidden-units 1 --negatives pcd --lr 0.01 --epochs 3 --keep 10 --device cpu --out runs/t1-conv-mnist-N1-pcd
 python $B/learning_curve.py runs/t1-conv-mnist-N1-pcd --epochs 3
+rbm train --dataset mnist --arch paper-classify --epochs 3 --lr-decay linear --keep 10 --device cpu --out runs/t1-conv-mnist-N255-decay
+python $B/learning_curve.py runs/t1-conv-mnist-N255-decay --epochs 3
 rbm train --dataset fashion-mnist --arch paper-classify --epochs 2 --keep 10 --device cpu --out runs/t1-conv-fashion-N255-e2
 python $B/learning_curve.py runs/t1-conv-fashion-N255-e2 --epochs 2
 unset OMP_NUM_THREADS
@@ -33,6 +36,8 @@ python $B/loglik.py --negatives pcd --epochs 100 --lr 0.01
 python $B/loglik.py --negatives pcd --epochs 30 --lr 0.01 --lr-decay linear
 python $B/loglik.py --negatives pcd --epochs 60 --lr 0.01 --lr-decay linear
 python $B/loglik.py --negatives pcd --epochs 100 --lr 0.01 --lr-decay linear
+python $B/loglik.py --negatives pcd --epochs 200 --lr 0.01 --lr-decay linear
+python $B/ais_check.py "$(ls -td runs/loglik-pcd-* | head -1)/model.safetensors" --runs 500  # the run just made
 python $B/peers.py --dataset mnist
 python $B/peers.py --dataset fashion-mnist
 # Ablations: MNIST, 20k training images for the RBM and the SVM, 5 epochs, one change a row.
@@ -48,3 +53,14 @@ python $B/table1.py $A --arch small --negatives pcd --tag pcd-1
 python $B/table1.py $A --arch small-dbn --mode joint --tag dbn-joint
 python $B/table1.py $A --arch small-dbn --mode detached --tag dbn-detached
 python $B/table1.py $A --arch small-dbn --mode greedy --tag dbn-greedy
+# FID of samples (2,000 MNIST / 1,000 Fashion-MNIST images per side), with the real-vs-real floor.
+T="--arch small --negatives pcd --lr 0.01 --lr-decay linear --device cpu"
+for N in 1 255; do
+  rbm train --dataset mnist $T --visible-units $N --hidden-units $N --epochs 60 --out runs/fid-mnist-N$N
+  rbm train --dataset fashion-mnist $T --visible-units $N --hidden-units $N --epochs 30 --out runs/fid-fashion-N$N
+done
+rbm train --dataset mnist $T --visible-units 255 --hidden-units 1 --epochs 60 --out runs/fid-mnist-N255v1h
+python $B/fid_table.py --floor --dataset mnist --n 2000
+for r in fid-mnist-N1 fid-mnist-N255 fid-mnist-N255v1h; do python $B/fid_table.py runs/$r/model.safetensors --n 2000; done
+python $B/fid_table.py --floor --dataset fashion-mnist --n 1000
+for r in fid-fashion-N1 fid-fashion-N255; do python $B/fid_table.py runs/$r/model.safetensors --n 1000; done

@@ -34,6 +34,7 @@ def main() -> None:
     ap.add_argument("--arch", default="paper-classify")
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--lr", type=float, default=TrainConfig.lr)
+    ap.add_argument("--lr-decay", default=TrainConfig.lr_decay, help="none, linear or cosine")
     ap.add_argument("--mode", default=TrainConfig.mode)
     ap.add_argument("--negatives", default="meanfield")
     ap.add_argument("--activation", default="sigmoid")
@@ -45,7 +46,7 @@ def main() -> None:
     ap.add_argument("--tag", default="", help="a label for the row (ablation name)")
     args = ap.parse_args()
     cfg = TrainConfig(dataset=args.dataset, arch=args.arch, visible_units=args.units, hidden_units=args.units,
-                      epochs=args.epochs, lr=args.lr, mode=args.mode, negatives=args.negatives,
+                      epochs=args.epochs, lr=args.lr, lr_decay=args.lr_decay, mode=args.mode, negatives=args.negatives,
                       activation=args.activation, k=args.k, limit=args.limit, device="cpu", sample_steps=100)
     out = args.out or Path("runs") / f"table1-{args.dataset}-N{args.units}-{args.arch}-{int(time.time())}-{os.getpid()}"
     t0 = time.time()
@@ -55,7 +56,7 @@ def main() -> None:
     svm = rows[0]
     row = {"dataset": args.dataset, "units_N": args.units, "svm_error_percent": round(svm.value, 3),
            "epochs": args.epochs, "wall_seconds": round(time.time() - t0, 1), "train_seconds": round(train_s, 1),
-           "command": " ".join(["python"] + sys.argv), "arch": args.arch, "lr": args.lr, "mode": args.mode,
+           "command": " ".join(["python"] + sys.argv), "arch": args.arch, "lr": args.lr, "lr_decay": args.lr_decay, "mode": args.mode,
            "negatives": args.negatives, "activation": args.activation, "tag": args.tag,
            "svm": svm.details, "svm_protocol": SVM_PROTOCOL, "date": str(date.today()), "machine": f"{platform.machine()} 2-core CPU",
            "final_metrics": res.metrics[-1] if res.metrics else {}, "checkpoint": str(res.checkpoint)}

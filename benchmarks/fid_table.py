@@ -1,0 +1,89 @@
+"""FID of a checkpoint's samples (the paper's Table 2 measure), with the real-vs-real floor.
+
+    python benchmarks/fid_table.py runs/fid-mnist-N1/model.safetensors --n 2000
+    python benchmarks/fid_table.py --floor --dataset mnist --n 2000
+
+A checkpoint row: `n` samples (Gibbs chains from noise, `--steps` steps in the top RBM, then
+the mean pass down) against the first `n` training images of the checkpoint's dataset, both
+through pytorch-fid's Inception (pool3); the first 64 samples are written as a grid to
+docs/img/fid-<run>.png. A `--floor` row: the first `n` test images against the same `n`
+training images, i.e. the FID two samples of real digits get at this `n` (FID is biased
+upward at small n, so a model's FID only means something next to this floor at the same n).
+Rows go to benchmarks/results/fid.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+import torch
+
+from rbmcli.checkpoint import load_model
+from rbmcli.data import load_dataset
+from rbmcli.fid import cached_statistics, frechet_distance, image_statistics
+from rbmcli.generate import sample_images
+from rbmcli.images import save_png
+from rbmcli.inception import build_inception, resolve_inception_weights
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+IMG = ROOT / "docs" / "img"
+
+
+def real_statistics(model, dataset: str, split: str, n: int, size: int, channels: int):
+    """(μ, Σ) of the first n images of a split, cached under ~/.cache/rbmcli/fid."""
+    ds = load_dataset(dataset, split, None, size, n, channels=channels)
+    key = f"{dataset}-{split}-{size}-c{channels}-n{len(ds.images)}"
+    return cached_statistics(key, lambda: image_statistics(ds.images, model, 50, "cpu")), len(ds.images)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("checkpoint", nargs="?", help="model.safetensors (omit with --floor)")
+    ap.add_argument("--n", type=int, default=2000, help="generated and real images each")
+    ap.add_argument("--steps", type=int, default=1000, help="Gibbs steps per sample")
+    ap.add_argument("--floor", action="store_true", help="test images against training images")
+    ap.add_argument("--dataset", default=None, help="with --floor: mnist or fashion-mnist")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    if args.floor == bool(args.checkpoint):
+        raise SystemExit("give a checkpoint, or --floor --dataset NAME")
+
+    inception = build_inception(resolve_inception_weights(None), "cpu")
+    t0 = time.time()
+    if args.floor:
+        dataset, shape, label, n_units = args.dataset, (1, 28, 28), "real test images", None
+        real, n_real = real_statistics(inception, dataset, "train", args.n, shape[-1], shape[0])
+        fake, _ = real_statistics(inception, dataset, "test", args.n, shape[-1], shape[0])
+        extra = {}
+    else:
+        _, info = load_model(args.checkpoint)
+        cfg, shape = info["config"], info["input_shape"]
+        dataset, n_units = cfg["dataset"], cfg["visible_units"]
+        label = f"{cfg['arch']}, N={n_units}, {cfg['negatives']}, lr {cfg['lr']} {cfg['lr_decay']}, {cfg['epochs']} ep"
+        real, n_real = real_statistics(inception, dataset, "train", args.n, shape[-1], shape[0])
+        result = sample_images(args.checkpoint, args.n, args.steps, seed=args.seed, device="cpu")
+        pixels = (result.images * 255).round().to(torch.uint8)
+        fake = image_statistics(pixels, inception, 50, "cpu")
+        grid = IMG / f"fid-{Path(args.checkpoint).parent.name}.png"
+        save_png(result.images[:64], grid, nrow=8)
+        extra = {"gibbs_steps": args.steps, "sampling_seconds": round(result.seconds, 1),
+                 "grid": str(grid.relative_to(ROOT)), "checkpoint": args.checkpoint}
+    value = frechet_distance(*fake, *real)
+    row = {"dataset": dataset, "units_N": n_units, "model": label, "fid": round(value, 2),
+           "n_fake": args.n, "n_real": n_real, **extra, "seconds": round(time.time() - t0, 1),
+           "threads": torch.get_num_threads(), "date": str(date.today()),
+           "command": " ".join(["python"] + sys.argv)}
+    print(json.dumps(row, indent=2))
+    path = RESULTS / "fid.json"
+    table = json.loads(path.read_text()) if path.is_file() else []
+    path.write_text(json.dumps(table + [row], indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
