@@ -65,7 +65,8 @@ def main() -> None:
         _, info = load_model(args.checkpoint)
         cfg, shape = info["config"], info["input_shape"]
         dataset, n_units = cfg["dataset"], cfg["visible_units"]
-        label = f"{cfg['arch']}, N={n_units}, {cfg['negatives']}, lr {cfg['lr']} {cfg['lr_decay']}, {cfg['epochs']} ep"
+        units = f"N={n_units}" if cfg["hidden_units"] == n_units else f"N={n_units} visible, {cfg['hidden_units']} hidden"
+        label = f"{cfg['arch']}, {units}, {cfg['negatives']}, lr {cfg['lr']} {cfg['lr_decay']}, {cfg['epochs']} ep"
         real, n_real = real_statistics(inception, dataset, "train", args.n, shape[-1], shape[0])
         result = sample_images(args.checkpoint, args.n, args.steps, seed=args.seed, device="cpu")
         pixels = (result.images * 255).round().to(torch.uint8)
