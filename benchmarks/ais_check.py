@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from datetime import date
-from pathlib import Path
 
 import torch
+from rows import append_rows, command_line
 
 from rbmcli.ais import (
     ais_log_partition,
@@ -32,8 +31,6 @@ from rbmcli.checkpoint import load_model
 from rbmcli.data import load_dataset
 from rbmcli.partition import log_likelihood
 from rbmcli.sampling import gibbs_chain
-
-RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def visible(split: str, cfg: dict) -> torch.Tensor:
@@ -79,11 +76,9 @@ def main() -> None:
                        "test_log_likelihood_nats": ll(rev.log_z),
                        "interval_3sigma": [ll(rev.log_z_high), ll(rev.log_z_low)], "seconds": round(rev_s, 1)},
            "threads": torch.get_num_threads(), "date": str(date.today()),
-           "command": " ".join(["python"] + sys.argv)}
+           "command": command_line()}
     print(json.dumps(row, indent=2))
-    path = RESULTS / "loglik_check.json"
-    table = json.loads(path.read_text()) if path.is_file() else []
-    path.write_text(json.dumps(table + [row], indent=2) + "\n")
+    append_rows("loglik_check", [row])
 
 
 if __name__ == "__main__":

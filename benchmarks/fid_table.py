@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from datetime import date
 from pathlib import Path
 
 import torch
+from rows import append_rows, command_line
 
 from rbmcli.checkpoint import load_model
 from rbmcli.data import load_dataset
@@ -31,7 +31,6 @@ from rbmcli.images import save_png
 from rbmcli.inception import build_inception, resolve_inception_weights
 
 ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "benchmarks" / "results"
 IMG = ROOT / "docs" / "img"
 
 
@@ -79,11 +78,9 @@ def main() -> None:
     row = {"dataset": dataset, "units_N": n_units, "model": label, "fid": round(value, 2),
            "n_fake": args.n, "n_real": n_real, **extra, "seconds": round(time.time() - t0, 1),
            "threads": torch.get_num_threads(), "date": str(date.today()),
-           "command": " ".join(["python"] + sys.argv)}
+           "command": command_line()}
     print(json.dumps(row, indent=2))
-    path = RESULTS / "fid.json"
-    table = json.loads(path.read_text()) if path.is_file() else []
-    path.write_text(json.dumps(table + [row], indent=2) + "\n")
+    append_rows("fid", [row])
 
 
 if __name__ == "__main__":

@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from datetime import date
 from pathlib import Path
 
-from rbmcli.evaluate import EvalOptions, evaluate
+from rows import append_rows, command_line
 
-RESULTS = Path(__file__).parent / "results"
+from rbmcli.evaluate import EvalOptions, evaluate
 
 
 def main() -> None:
@@ -32,7 +31,6 @@ def main() -> None:
     metrics = [json.loads(line) for line in (args.run / "metrics.jsonl").read_text().splitlines() if line.strip()]
     seconds = {m["epoch"]: sum(x["seconds"] for x in metrics if x["epoch"] <= m["epoch"]) for m in metrics}
     config = json.loads((args.run / "config.json").read_text())
-    path = RESULTS / "learning_curves.json"
     found = {p.name: p for p in sorted(args.run.glob("**/model-epoch*.safetensors"), reverse=True)}  # one per epoch
     for ckpt in (found[name] for name in sorted(found)):
         epoch = int(ckpt.stem.removeprefix("model-epoch"))
@@ -47,10 +45,9 @@ def main() -> None:
                "svm_error_percent": round(svm.value, 3), "val_error_percent": round(svm.details["val_error_percent"], 3),
                "C": svm.details["C"], "features": svm.details["features"], "scan": svm.details["scan"],
                "train_seconds": round(seconds.get(epoch, float("nan")), 1), "svm_seconds": round(svm.seconds, 1),
-               "command": " ".join(["python"] + sys.argv), "date": str(date.today())}
+               "command": command_line(), "date": str(date.today())}
         print(json.dumps(row), flush=True)
-        table = json.loads(path.read_text()) if path.is_file() else []
-        path.write_text(json.dumps(table + [row], indent=2) + "\n")
+        append_rows("learning_curves", [row])
 
 
 if __name__ == "__main__":

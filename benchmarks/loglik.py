@@ -14,16 +14,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from datetime import date
 from pathlib import Path
 
+from rows import append_rows, command_line
+
 from rbmcli.config import TrainConfig
 from rbmcli.evaluate import EvalOptions, evaluate
 from rbmcli.train import train
-
-RESULTS = Path(__file__).parent / "results"
 
 
 def main() -> None:
@@ -53,12 +52,9 @@ def main() -> None:
            "log_z": round(r.details["log_z"], 2), "method": r.details["method"],
            "ais_betas": r.details["ais_betas"], "ais_runs": args.ais_runs, "binarize": "sample (seed 0)",
            "train_seconds": round(train_s, 1), "ais_seconds": round(r.seconds, 1), "date": str(date.today()),
-           "command": " ".join(["python"] + sys.argv), "checkpoint": str(res.checkpoint)}
+           "command": command_line(), "checkpoint": str(res.checkpoint)}
     print(json.dumps(row, indent=2))
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / "loglik.json"
-    table = json.loads(path.read_text()) if path.is_file() else []
-    path.write_text(json.dumps(table + [row], indent=2) + "\n")
+    append_rows("loglik", [row])
 
 
 if __name__ == "__main__":

@@ -26,88 +26,83 @@ def load(name: str) -> list[dict]:
     return json.loads(path.read_text()) if path.is_file() else []
 
 
+def markdown(title: str, columns: list[str], rows: list[list]) -> str:
+    """A titled markdown table: one header row, then a line per row of cells."""
+    lines = [f"### {title}", "", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    return "\n".join(lines + ["| " + " | ".join(str(c) for c in cells) + " |" for cells in rows])
+
+
 def table1() -> str:
-    lines = ["### Table 1: SVM test error (full 60k train / 10k test)", "",
-             "| dataset | N | arch | lr | mode | epochs | SVM error | C | paper | wall (train + SVM) | SVM protocol | command |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for r in load("table1"):
-        paper = PAPER.get((r["dataset"], r["units_N"]), "")
-        lines.append(f"| {r['dataset']} | {r['units_N']} | {r['arch']} | {rate(r)} | {r.get('mode', '')} | {r['epochs']} "
-                     f"| **{r['svm_error_percent']:.2f} %** | {r['svm']['C']:g} | {paper} % | {r['wall_seconds']:.0f} s "
-                     f"({r['train_seconds']:.0f} + {r['wall_seconds'] - r['train_seconds']:.0f}) "
-                     f"| {r.get('svm_protocol', '')} | `{r['command']}` |")
-    return "\n".join(lines)
+    rows = [[r["dataset"], r["units_N"], r["arch"], rate(r), r.get("mode", ""), r["epochs"],
+             f"**{r['svm_error_percent']:.2f} %**", f"{r['svm']['C']:g}", f"{PAPER.get((r['dataset'], r['units_N']), '')} %",
+             f"{r['wall_seconds']:.0f} s ({r['train_seconds']:.0f} + {r['wall_seconds'] - r['train_seconds']:.0f})",
+             r.get("svm_protocol", ""), f"`{r['command']}`"] for r in load("table1")]
+    return markdown("Table 1: SVM test error (full 60k train / 10k test)",
+                    ["dataset", "N", "arch", "lr", "mode", "epochs", "SVM error", "C", "paper", "wall (train + SVM)",
+                     "SVM protocol", "command"], rows)
 
 
 def learning_curves() -> str:
-    lines = ["### Learning curves: SVM error against epochs (C chosen on validation at every point)", "",
-             "| run | dataset | N | arch | lr | mode | epoch | train time | validation error | test error | C | SVM time | command |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for r in sorted(load("learning_curves"), key=lambda r: (r["run"], r["epoch"])):
-        lines.append(f"| {Path(r['run']).name} | {r['dataset']} | {r['units_N']} | {r['arch']} | {rate(r)} "
-                     f"| {r['mode']} | {r['epoch']} "
-                     f"| {r['train_seconds']:.0f} s | {r['val_error_percent']:.2f} % | **{r['svm_error_percent']:.2f} %** "
-                     f"| {r['C']:g} | {r['svm_seconds']:.0f} s | `{r['command']}` |")
-    return "\n".join(lines)
+    rows = [[Path(r["run"]).name, r["dataset"], r["units_N"], r["arch"], rate(r), r["mode"], r["epoch"],
+             f"{r['train_seconds']:.0f} s", f"{r['val_error_percent']:.2f} %", f"**{r['svm_error_percent']:.2f} %**",
+             f"{r['C']:g}", f"{r['svm_seconds']:.0f} s", f"`{r['command']}`"]
+            for r in sorted(load("learning_curves"), key=lambda r: (r["run"], r["epoch"]))]
+    return markdown("Learning curves: SVM error against epochs (C chosen on validation at every point)",
+                    ["run", "dataset", "N", "arch", "lr", "mode", "epoch", "train time", "validation error",
+                     "test error", "C", "SVM time", "command"], rows)
 
 
 def peers() -> str:
-    lines = ["### Peers, same splits and SVM protocol", "", "| dataset | model | SVM error | seconds | command |",
-             "|---|---|---|---|---|"]
-    if not load("peers"):
-        lines.append("| – | not run to the end this session (`python benchmarks/peers.py --dataset mnist`) | | | |")
-    for r in load("peers"):
-        lines.append(f"| {r['dataset']} | {r['model']} | {r['svm_error_percent']:.2f} % | {r['seconds']:.0f} | `{r['command']}` |")
-    return "\n".join(lines)
+    rows = [[r["dataset"], r["model"], f"{r['svm_error_percent']:.2f} %", f"{r['seconds']:.0f}", f"`{r['command']}`"]
+            for r in load("peers")]
+    return markdown("Peers, same splits and SVM protocol", ["dataset", "model", "SVM error", "seconds", "command"],
+                    rows or [["–", "not run to the end this session (`python benchmarks/peers.py --dataset mnist`)",
+                              "", "", ""]])
 
 
 def ablations() -> str:
-    lines = ["### Ablations (MNIST, 20k images for the RBM and the SVM, 5 epochs, one change a row)", "",
-             "| change | arch | N | lr | negatives | mode | SVM error | recon RMSE | train s | command |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
-    for r in load("ablations"):
-        m = r.get("final_metrics", {})
-        lines.append(f"| {r['tag']} | {r['arch']} | {r['units_N']} | {r['lr']} | {r['negatives']} | {r['mode']} "
-                     f"| {r['svm_error_percent']:.2f} % | {m.get('stack_recon_rmse', float('nan')):.4f} "
-                     f"| {r['train_seconds']:.0f} | `{r['command']}` |")
-    return "\n".join(lines)
+    rows = [[r["tag"], r["arch"], r["units_N"], r["lr"], r["negatives"], r["mode"], f"{r['svm_error_percent']:.2f} %",
+             f"{r.get('final_metrics', {}).get('stack_recon_rmse', float('nan')):.4f}", f"{r['train_seconds']:.0f}",
+             f"`{r['command']}`"] for r in load("ablations")]
+    return markdown("Ablations (MNIST, 20k images for the RBM and the SVM, 5 epochs, one change a row)",
+                    ["change", "arch", "N", "lr", "negatives", "mode", "SVM error", "recon RMSE", "train s", "command"],
+                    rows)
 
 
 def loglik() -> str:
-    lines = ["### Log-likelihood, binarised MNIST, binary RBM 784-500 (AIS, ±3σ)", "",
-             "| model | negatives | lr | lr decay | epochs | test log-likelihood | ±3σ interval | log Z | train s | AIS s | command |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
-    for r in load("loglik"):
-        model = "sklearn BernoulliRBM" if r.get("model", "").startswith("sklearn") else "rbmcli"
-        lines.append(f"| {model} | {r['negatives']} | {r.get('lr', '')} | {r.get('lr_decay', 'none')} | {r['epochs']} | **{r['test_log_likelihood_nats']:.2f} nats** "
-                     f"| [{r['low']:.2f}, {r['high']:.2f}] | {r['log_z']:.2f} | {r['train_seconds']:.0f} "
-                     f"| {r['ais_seconds']:.0f} | `{r['command']}` |")
-    return "\n".join(lines)
+    rows = [["sklearn BernoulliRBM" if r.get("model", "").startswith("sklearn") else "rbmcli", r["negatives"],
+             r.get("lr", ""), r.get("lr_decay", "none"), r["epochs"], f"**{r['test_log_likelihood_nats']:.2f} nats**",
+             f"[{r['low']:.2f}, {r['high']:.2f}]", f"{r['log_z']:.2f}", f"{r['train_seconds']:.0f}",
+             f"{r['ais_seconds']:.0f}", f"`{r['command']}`"] for r in load("loglik")]
+    return markdown("Log-likelihood, binarised MNIST, binary RBM 784-500 (AIS, ±3σ)",
+                    ["model", "negatives", "lr", "lr decay", "epochs", "test log-likelihood", "±3σ interval", "log Z",
+                     "train s", "AIS s", "command"], rows)
 
 
 def loglik_check() -> str:
-    lines = ["### The same log-likelihoods checked from both sides (forward AIS errs high, reverse AIS low)", "",
-             "| checkpoint | epochs | lr | forward AIS (runs) | ±3σ | reverse AIS (runs, burn-in) | ±3σ | seconds | command |",
-             "|---|---|---|---|---|---|---|---|---|"]
-    for r in load("loglik_check"):
-        f, b = r["forward"], r["reverse"]
-        lines.append(f"| {Path(r['checkpoint']).parent.name} | {r['epochs']} | {rate(r)} "
-                     f"| **{f['test_log_likelihood_nats']:.2f}** ({f['runs']}) | [{f['interval_3sigma'][0]:.2f}, {f['interval_3sigma'][1]:.2f}] "
-                     f"| **{b['test_log_likelihood_nats']:.2f}** ({b['runs']}, {b['burn_in_gibbs_steps']} Gibbs steps) "
-                     f"| [{b['interval_3sigma'][0]:.2f}, {b['interval_3sigma'][1]:.2f}] | {f['seconds'] + b['seconds']:.0f} | `{r['command']}` |")
-    return "\n".join(lines)
+    def interval(side: dict) -> str:
+        low, high = side["interval_3sigma"]
+        return f"[{low:.2f}, {high:.2f}]"
+
+    rows = [[Path(r["checkpoint"]).parent.name, r["epochs"], rate(r),
+             f"**{r['forward']['test_log_likelihood_nats']:.2f}** ({r['forward']['runs']})", interval(r["forward"]),
+             (f"**{r['reverse']['test_log_likelihood_nats']:.2f}** ({r['reverse']['runs']}, "
+              f"{r['reverse']['burn_in_gibbs_steps']} Gibbs steps)"), interval(r["reverse"]),
+             f"{r['forward']['seconds'] + r['reverse']['seconds']:.0f}", f"`{r['command']}`"]
+            for r in load("loglik_check")]
+    return markdown("The same log-likelihoods checked from both sides (forward AIS errs high, reverse AIS low)",
+                    ["checkpoint", "epochs", "lr", "forward AIS (runs)", "±3σ", "reverse AIS (runs, burn-in)", "±3σ",
+                     "seconds", "command"], rows)
 
 
 def fid() -> str:
-    lines = ["### FID of samples (pytorch-fid Inception, pool3) against training images", "",
-             "| dataset | N | model | FID | samples / real images | Gibbs steps | seconds | grid | command |",
-             "|---|---|---|---|---|---|---|---|---|"]
-    for r in load("fid"):
-        grid = f"[png]({Path(r['grid']).relative_to('docs')})" if r.get("grid") else ""
-        lines.append(f"| {r['dataset']} | {r['units_N'] or '–'} | {r['model']} | **{r['fid']:.1f}** "
-                     f"| {r['n_fake']} / {r['n_real']} | {r.get('gibbs_steps', '–')} | {r['seconds']:.0f} "
-                     f"| {grid} | `{r['command']}` |")
-    return "\n".join(lines)
+    rows = [[r["dataset"], r["units_N"] or "–", r["model"], f"**{r['fid']:.1f}**", f"{r['n_fake']} / {r['n_real']}",
+             r.get("gibbs_steps", "–"), f"{r['seconds']:.0f}",
+             f"[png]({Path(r['grid']).relative_to('docs')})" if r.get("grid") else "", f"`{r['command']}`"]
+            for r in load("fid")]
+    return markdown("FID of samples (pytorch-fid Inception, pool3) against training images",
+                    ["dataset", "N", "model", "FID", "samples / real images", "Gibbs steps", "seconds", "grid",
+                     "command"], rows)
 
 
 def plot_learning_curves() -> None:

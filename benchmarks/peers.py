@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from datetime import date
 from pathlib import Path
 
 import numpy as np
 import torch
+from rows import append_rows, command_line
 
 from rbmcli.batches import binarize
 from rbmcli.config import TrainConfig
@@ -29,7 +29,6 @@ from rbmcli.data import load_dataset
 from rbmcli.svm import svm_error
 from rbmcli.train import build_dbn
 
-RESULTS = Path(__file__).parent / "results"
 IMG = Path(__file__).parent.parent / "docs" / "img"
 
 
@@ -71,7 +70,7 @@ def svm_rows(args) -> list[dict]:
     for row in rows:
         row.update(dataset=args.dataset, n_train=len(xtr), n_test=len(xte), date=str(date.today()),
                    svm_protocol="L-BFGS on liblinear's objective, C in 1e-4..1 (half decades)",
-                   command=" ".join(["python"] + sys.argv))
+                   command=command_line())
     return rows
 
 
@@ -99,14 +98,11 @@ def loglik_row(args) -> dict:
             "epochs": args.rbm_epochs, "test_log_likelihood_nats": r["mean_log_likelihood"], "lr": 0.05, "low": r["low"],
             "high": r["high"], "log_z": r["log_z"], "binarize": "sample (seed 0)", "train_seconds": round(fit_s, 1),
             "ais_seconds": round(time.time() - t0, 1), "date": str(date.today()),
-            "command": " ".join(["python"] + sys.argv)}
+            "command": command_line()}
 
 
 def append(name: str, rows: list[dict]) -> None:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"{name}.json"
-    table = json.loads(path.read_text()) if path.is_file() else []
-    path.write_text(json.dumps(table + rows, indent=2) + "\n")
+    append_rows(name, rows)
 
 
 def main() -> None:
