@@ -38,6 +38,8 @@ python $B/loglik.py --negatives pcd --epochs 60 --lr 0.01 --lr-decay linear
 python $B/loglik.py --negatives pcd --epochs 100 --lr 0.01 --lr-decay linear
 python $B/loglik.py --negatives pcd --epochs 200 --lr 0.01 --lr-decay linear
 python $B/ais_check.py "$(ls -td runs/loglik-pcd-* | head -1)/model.safetensors" --runs 500  # the run just made
+python $B/loglik.py --negatives pcd --epochs 300 --lr 0.01 --lr-decay linear
+python $B/ais_check.py "$(ls -td runs/loglik-pcd-* | head -1)/model.safetensors" --runs 500
 python $B/peers.py --dataset mnist
 python $B/peers.py --dataset fashion-mnist
 # Ablations: MNIST, 20k training images for the RBM and the SVM, 5 epochs, one change a row.
