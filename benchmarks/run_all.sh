@@ -11,6 +11,9 @@ for lr in 0.03 0.01 0.003; do
   python $B/table1.py --dataset mnist --units 1 --arch small --epochs 10 --mode joint --negatives pcd --lr $lr
 done
 python $B/table1.py --dataset fashion-mnist --units 1 --arch small --epochs 10 --mode joint --negatives pcd --lr 0.01
+for e in 10 30; do
+  python $B/table1.py --dataset mnist --units 1 --arch small --epochs $e --mode joint --negatives pcd --lr 0.01 --lr-decay linear
+done
 # The paper's conv network (one thread each; two of these were run side by side).
 export OMP_NUM_THREADS=1
 rbm train --dataset mnist --arch paper-classify --epochs 6 --keep 10 --device cpu --out runs/t1-conv-mnist-N255
