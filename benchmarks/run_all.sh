@@ -31,6 +31,8 @@ python $B/learning_curve.py runs/t1-conv-mnist-N255-decay --epochs 3
 unset OMP_NUM_THREADS  # this one ran alone, at two threads
 rbm train --dataset mnist --arch paper-classify --visible-units 1 --hidden-units 1 --epochs 2 --keep 10 --device cpu --out runs/t1-conv-mnist-N1-e2
 python $B/learning_curve.py runs/t1-conv-mnist-N1-e2 --epochs 2
+rbm train --dataset fashion-mnist --arch paper-classify --visible-units 1 --hidden-units 1 --epochs 2 --keep 10 --device cpu --out runs/t1-conv-fashion-N1-e2
+python $B/learning_curve.py runs/t1-conv-fashion-N1-e2 --epochs 2
 export OMP_NUM_THREADS=1
 rbm train --dataset fashion-mnist --arch paper-classify --epochs 2 --keep 10 --device cpu --out runs/t1-conv-fashion-N255-e2
 python $B/learning_curve.py runs/t1-conv-fashion-N255-e2 --epochs 2
