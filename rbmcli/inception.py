@@ -238,10 +238,10 @@ class FIDInceptionV3(_Pool3Base):
 def build_inception(weights_path: str | Path, device: str | torch.device = "cpu") -> nn.Module:
     """The pool3 FID Inception with the weights at `weights_path`, eval mode, no grad.
 
-    Weights are stored channels_last: oneDNN's convolutions then run 1.5-1.7x faster on this
-    project's CPU (measured: 20 MNIST images at one thread, 9.7 s -> 5.5-6.6 s), with pool3
-    features equal to the contiguous network's within 1e-5; on CUDA it is the layout
-    cuDNN's tensor-core kernels want."""
+    Weights are stored channels_last: oneDNN's convolutions then run about 1.5x faster on this
+    project's CPU, with pool3 features equal to the contiguous network's within 1e-5
+    (`benchmarks/bench_fid.py` measures both layouts, docs/performance.md); on CUDA it is the
+    layout cuDNN's tensor-core kernels want."""
     net = fid_inception_v3()
     try:
         net.load_state_dict(torch.load(weights_path, map_location="cpu", weights_only=True))

@@ -37,6 +37,19 @@ def cfg(**kw):
     return TrainConfig(**base)
 
 
+def interrupted_then_resumed(c, folder, images, after: int) -> Trainer:
+    """Train with `c` into `folder`, stopping after `after` steps (asserted interrupted); the
+    Trainer that resumes it, not yet run."""
+    calls = {"n": 0}
+
+    def stop():
+        calls["n"] += 1
+        return calls["n"] == after
+
+    assert train(c, folder, images=images, should_stop=stop).interrupted
+    return Trainer(c, folder, images, resume=True)
+
+
 @pytest.mark.parametrize("negatives", ["meanfield", "pcd"])
 def test_training_raises_exact_log_likelihood_above_independent_pixels(tmp_path, negatives):
     images = patterns()
@@ -69,15 +82,7 @@ def test_resume_equals_uninterrupted(tmp_path, negatives, mode):
     c = cfg(arch="dense:7,dense:5", negatives=negatives, mode=mode, epochs=2, save_every=0)
     full = train(c, tmp_path / "full", images=images)
     # Stop after 13 steps (mid-epoch: 10 steps per epoch), then resume to the end.
-    calls = {"n": 0}
-
-    def stop():
-        calls["n"] += 1
-        return calls["n"] == 13
-
-    part = train(c, tmp_path / "part", images=images, should_stop=stop)
-    assert part.interrupted
-    resumed = Trainer(c, tmp_path / "part", images, resume=True).run()
+    resumed = interrupted_then_resumed(c, tmp_path / "part", images, after=13).run()
     a = load_model(full.checkpoint)[0].state_dict()
     b = load_model(resumed.checkpoint)[0].state_dict()
     for name in a:
@@ -195,15 +200,7 @@ def test_lr_decay_trains_differently_resumes_exactly_and_reaches_zero(tmp_path):
     flat = train(cfg(arch="dense:7", negatives="pcd", epochs=3), tmp_path / "flat", images=images)
     a = load_model(full.checkpoint)[0].state_dict()
     assert not torch.equal(a["layers.0.weight"], load_model(flat.checkpoint)[0].state_dict()["layers.0.weight"])
-    calls = {"n": 0}
-
-    def stop():
-        calls["n"] += 1
-        return calls["n"] == 17
-
-    part = train(c, tmp_path / "part", images=images, should_stop=stop)
-    assert part.interrupted
-    t = Trainer(c, tmp_path / "part", images, resume=True)
+    t = interrupted_then_resumed(c, tmp_path / "part", images, after=17)
     t.run()
     assert t.opt.param_groups[0]["lr"] == pytest.approx(c.lr / 30)  # step 29 of 30 (10 steps per epoch)
     b = load_model(tmp_path / "part" / "model.safetensors")[0].state_dict()
