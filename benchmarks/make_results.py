@@ -105,6 +105,23 @@ def fid() -> str:
                      "command"], rows)
 
 
+def screen() -> str:
+    def recipe(r: dict) -> str:
+        c = r["recipe"]
+        parts = [c["arch"], f"N={c['visible_units']}" + ("" if c["hidden_units"] == c["visible_units"] else f" visible, {c['hidden_units']} hidden"),
+                 f"lr {rate(c)}", c["negatives"]]
+        if c.get("sparsity"):
+            parts.append(f"sparsity λ {c['sparsity']:g}, p {c['sparsity_target']:g}")
+        return ", ".join(parts)
+    rows = [[Path(r["run"]).name, recipe(r), r["epoch"], r["kernel"] + (f" ({r['landmarks']} landmarks)" if r.get("landmarks") else ""),
+             r["fit"], f"**{r['val_error_percent']:.2f} %**", f"{r['C']:g}",
+             ", ".join(f"{s['C']:g}: {s['val_error_percent']:.2f}" for s in r["scan"]), f"{r['seconds']:.0f} s",
+             f"`{r['command']}`"] for r in load("screen")]
+    return markdown("Recipe screening: validation error of an SVM fit on 10k training images (test set not read)",
+                    ["run", "recipe", "epoch", "SVM", "fit images", "validation error", "C", "scan (C: error %)",
+                     "SVM time", "command"], rows)
+
+
 def plot_learning_curves() -> None:
     """docs/img/learning-curves.png: validation and test SVM error against epochs, one line per run."""
     rows = load("learning_curves")
@@ -137,7 +154,7 @@ def plot_learning_curves() -> None:
 
 def main() -> None:
     plot_learning_curves()
-    body = "\n\n".join([table1(), learning_curves(), peers(), loglik(), loglik_check(), fid(), ablations()])
+    body = "\n\n".join([table1(), learning_curves(), screen(), peers(), loglik(), loglik_check(), fid(), ablations()])
     text = DOC.read_text() if DOC.is_file() else f"# Results\n\n{START}\n{END}\n"
     head, rest = text.split(START, 1)
     tail = rest.split(END, 1)[1]

@@ -87,7 +87,7 @@ def svm_row(dbn, info, opts: EvalOptions, progress: Progress) -> Row:
     r = svm_error(*feats["train"], *feats["test"], kernel=opts.kernel, seed=opts.seed,
                   progress=lambda d, t: progress("SVM fits (C grid, refit)", d, t))
     return Row("svm_test_error_percent", r.test_error_percent,
-               {"dataset": name, "kernel": r.kernel, "C": r.best_c, "val_error_percent": r.val_error_percent,
+               {"dataset": name, "kernel": r.kernel, "landmarks": r.landmarks, "C": r.best_c, "val_error_percent": r.val_error_percent,
                 "n_train": r.n_train, "n_test": r.n_test, "features": int(feats["test"][0].shape[1]), "scan": r.scan},
                r.seconds)
 

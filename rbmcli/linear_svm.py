@@ -76,26 +76,35 @@ def decision_function(wb: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return torch.addmm(wb[-1], x.to(wb.dtype), wb[:-1])
 
 
+class Standardiser:
+    """x ↦ (x − mean) / std with the fit data's mean and std (σ = 0 → 1): scikit-learn's
+    `StandardScaler`, statistics in float64."""
+
+    def __init__(self, x, dtype: torch.dtype = torch.float32):
+        xt = torch.as_tensor(np.asarray(x)).double()
+        self.mean, std = xt.mean(0), xt.std(0, unbiased=False)
+        self.std = torch.where(std > 0, std, torch.ones_like(std))
+        self.dtype = dtype
+
+    def __call__(self, x) -> torch.Tensor:
+        return ((torch.as_tensor(np.asarray(x)).double() - self.mean) / self.std).to(self.dtype)
+
+
 class StandardisedLinearSVM:
-    """Standardise with the fit data's mean and std (σ = 0 → 1), then one-vs-rest SVM.
+    """Standardise with the fit data's mean and std, then one-vs-rest SVM.
     The drop-in for the scikit-learn pipeline `StandardScaler() → LinearSVC(C)`."""
 
     def __init__(self, c: float, init: torch.Tensor | None = None, tol: float = 1e-4, max_iter: int = 300,
                  dtype: torch.dtype = torch.float32):
         self.c, self.init, self.tol, self.max_iter, self.dtype = c, init, tol, max_iter, dtype
 
-    def _standardise(self, x) -> torch.Tensor:
-        return ((torch.as_tensor(np.asarray(x)).double() - self.mean) / self.std).to(self.dtype)
-
     def fit(self, x, y) -> StandardisedLinearSVM:
-        xt = torch.as_tensor(np.asarray(x)).double()
-        self.mean, std = xt.mean(0), xt.std(0, unbiased=False)
-        self.std = torch.where(std > 0, std, torch.ones_like(std))
+        self.standardise = Standardiser(x, self.dtype)
         self.classes, y_idx = np.unique(np.asarray(y), return_inverse=True)
         t = ovr_targets(torch.as_tensor(y_idx), len(self.classes))
-        self.wb, self.n_iter = fit_linear_svm(self._standardise(xt), t, self.c, self.init, self.tol, self.max_iter, self.dtype)
+        self.wb, self.n_iter = fit_linear_svm(self.standardise(x), t, self.c, self.init, self.tol, self.max_iter, self.dtype)
         return self
 
     def predict(self, x) -> np.ndarray:
-        scores = decision_function(self.wb, self._standardise(x))
+        scores = decision_function(self.wb, self.standardise(x))
         return self.classes[scores.argmax(1).numpy()]

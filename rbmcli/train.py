@@ -161,7 +161,8 @@ class Trainer:
         """One Adam step on the summed layer losses; returns each layer's loss."""
         cfg = self.cfg
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
-            losses = self.losses_fn(self.dbn, v, cfg.negatives, cfg.gibbs_steps, self.gen, cfg.mode, self.chains, layers)
+            losses = self.losses_fn(self.dbn, v, cfg.negatives, cfg.gibbs_steps, self.gen, cfg.mode, self.chains, layers,
+                                    cfg.sparsity, cfg.sparsity_target)
         self.opt.zero_grad(set_to_none=True)
         torch.stack(losses).sum().backward()
         average_gradients(self.dbn.parameters(), self.world)

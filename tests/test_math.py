@@ -233,3 +233,36 @@ def test_exact_log_partition_matches_brute_force():
     vs, hs = vs[:8, 2:], torch.tensor(list(itertools.product([0.0, 1.0], repeat=6)))
     E = -(vs @ a)[:, None] - (hs @ b)[None, :] - vs @ W @ hs.t()
     assert exact_log_partition(rbm2) == pytest.approx(torch.logsumexp(-E.flatten(), 0).item(), abs=1e-10)
+
+
+def test_sparsity_penalty_per_unit_and_per_channel():
+    """Dense: Σ_j (p − mean_b f_hj/N)² · N/k. Conv: every hidden unit (c, y, x) is pulled to p by
+    its channel's mean activity over the batch and positions, so P · Σ_c (p − q_c)² · N/k."""
+    from rbmcli.loss import sparsity_penalty
+
+    hu = Units.make(255)
+    rbm = dense(3, 7, hu=hu)
+    h = torch.rand(5, 7) * 255
+    want = sum((0.1 - h[:, j].mean() / 255) ** 2 for j in range(7)) * 255 / hu.k
+    assert float(sparsity_penalty(rbm, h, 0.1)) == pytest.approx(float(want), rel=1e-12)
+    conv = RBM(LayerSpec("conv", (1, 7, 5), 3, BIN, BIN, kernel=3, stride=2, padding=0), init_std=0.3,
+               generator=torch.Generator().manual_seed(0)).double()
+    h = torch.rand(5, 3, 3, 2)  # (B, C, h, w): the conv layer's hidden shape
+    want = sum(6 * (0.05 - h[:, c].mean()) ** 2 for c in range(3))
+    assert float(sparsity_penalty(conv, h, 0.05)) == pytest.approx(float(want), rel=1e-12)
+
+
+def test_sparsity_pulls_the_mean_activity_to_its_target():
+    """The penalty's gradient reaches the layer: with a large weight a few Adam steps move the
+    mean hidden activity from ≈ 0.5 to the target; without it, it stays."""
+    v = (torch.rand(64, 7, generator=torch.Generator().manual_seed(1)) < 0.5).double()
+    means = {}
+    for lam in (0.0, 50.0):
+        dbn = DBN(build_specs("dense:5", (1, 1, 7), BIN, BIN), 0.01, torch.Generator().manual_seed(0)).double()
+        opt = torch.optim.Adam(dbn.parameters(), lr=0.05)
+        for _ in range(100):
+            opt.zero_grad()
+            sum(dbn_losses(dbn, v.view(64, 1, 1, 7), sparsity=lam, sparsity_target=0.05)).backward()
+            opt.step()
+        means[lam] = float(dbn.features(v.view(64, 1, 1, 7)).detach().mean())
+    assert abs(means[50.0] - 0.05) < 0.02 and means[0.0] > 0.2

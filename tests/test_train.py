@@ -146,17 +146,19 @@ def test_invalid_options_are_usage_errors():
     assert e.value.usage and "does not fit" in str(e.value)
 
 
-def test_meanfield_training_is_invariant_to_shared_n_and_k():
+@pytest.mark.parametrize("sparsity", [0.0, 3.0])
+def test_meanfield_training_is_invariant_to_shared_n_and_k(sparsity):
     """When visible and hidden units share N and k, the free energy is (N/k)× the binary one in
     natural coordinates (u = kx: f = N·σ(u), ∫f = (N/k)·softplus(u), a·v = (N/k)·ã·(v/N)), mean-field negatives are
     deterministic, and Adam ignores a constant gradient scale: N = 1 and N = 255 train to the
     same natural weights (up to Adam's ε) and the same features up to the factor N. This is
-    why Table 1's N = 1 and N = 255 rows coincide with the default settings (docs/results.md)."""
+    why Table 1's N = 1 and N = 255 rows coincide with the default settings (docs/results.md).
+    The sparsity penalty is scaled by N_h/k_h so that it keeps the invariance."""
     g = torch.Generator().manual_seed(0)
     images = (torch.rand(120, 1, 5, 7, generator=g) * 255).to(torch.uint8)
     dbns = {}
     for n in (1, 255):
-        c = cfg(arch="dense:6,dense:4", visible_units=n, hidden_units=n, epochs=3, batch_size=20)
+        c = cfg(arch="dense:6,dense:4", visible_units=n, hidden_units=n, epochs=3, batch_size=20, sparsity=sparsity)
         dbns[n] = Trainer(c, "unused", images, write_images=False)  # stepped by hand, no run folder
         for i in range(18):
             v = images[(i % 6) * 20:(i % 6 + 1) * 20].float() * (n / 255)
@@ -169,10 +171,10 @@ def test_meanfield_training_is_invariant_to_shared_n_and_k():
     assert torch.allclose(f255 / 255, f1, atol=1e-4)
     # Any shared k gives the same trajectory too (the natural coordinates absorb it) ...
     same = Trainer(cfg(arch="dense:6,dense:4", visible_units=255, hidden_units=255, k=0.05, epochs=1,
-                       batch_size=20), "unused", images, write_images=False)
+                       batch_size=20, sparsity=sparsity), "unused", images, write_images=False)
     # ... but visible and hidden units of different N do not (so the test can fail).
     other = Trainer(cfg(arch="dense:6,dense:4", visible_units=1, hidden_units=255, epochs=1,
-                        batch_size=20), "unused", images, write_images=False)
+                        batch_size=20, sparsity=sparsity), "unused", images, write_images=False)
     for i in range(18):
         same.train_step(images[(i % 6) * 20:(i % 6 + 1) * 20].float(), None)
         other.train_step(images[(i % 6) * 20:(i % 6 + 1) * 20].float() / 255, None)
