@@ -17,7 +17,7 @@ PAPER = {("mnist", 1): 2.44, ("mnist", 255): 1.23, ("fashion-mnist", 1): 13.12, 
 
 def rate(r: dict) -> str:
     """The learning rate, with its decay when there is one: "0.03" or "0.03 → 0 linear"."""
-    decay = r.get("lr_decay", "none")
+    decay = r.get("lr_decay") or "none"
     return f"{r.get('lr', 0.03):g}" + ("" if decay == "none" else f" → 0 {decay}")
 
 

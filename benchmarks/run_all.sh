@@ -84,5 +84,5 @@ OMP_NUM_THREADS=1 rbm train $C --sparsity 0.003 --sparsity-target 0.1 --epochs 2
 OMP_NUM_THREADS=1 rbm train --resume --out runs/scr-sp003 --epochs 4
 for r in scr-sp003 scr-h1; do python $B/screen.py runs/$r; done
 python $B/screen.py runs/t1-conv-mnist-N255-e2 --epochs 1
-python $B/screen.py runs/t1-conv-mnist-N255-e2 --epochs 2 --kernels linear,nystroem  # Nyström grid 0.3..3 (best at its edge)
+python $B/screen.py runs/t1-conv-mnist-N255-e2 --epochs 2 --kernels linear,nystroem,rbf  # Nyström grid 0.3..3 then; its rbf fits hit the libsvm cap bug and were stopped
 python $B/screen.py runs/t1-conv-mnist-N255-e2 --epochs 2 --kernels rbf,nystroem  # after fixing the rbf cap and widening the Nyström grid
