@@ -64,6 +64,8 @@ class NystroemRbfSVM:
         phi = self._phi(z)
         self.classes, y_idx = np.unique(np.asarray(y), return_inverse=True)
         t = ovr_targets(torch.as_tensor(y_idx), len(self.classes))
+        # A warm start only helps when the basis is the same (same fit data and seed along a C grid);
+        # elsewhere it is merely a starting point of the convex problem, and a misfitting one is dropped.
         init = self.init if self.init is not None and self.init.shape[0] == phi.shape[1] + 1 else None
         self.wb, self.n_iter = fit_linear_svm(phi, t, self.c, init, self.tol, self.max_iter)
         return self
