@@ -77,6 +77,7 @@ python $B/fid_table.py --floor --dataset fashion-mnist --n 1000
 for r in fid-fashion-N1 fid-fashion-N255; do python $B/fid_table.py runs/$r/model.safetensors --n 1000; done
 # The 10,000-sample FID (the protocol) of the MNIST models above (≈ 1 h each at two threads).
 for r in fid-mnist-N1 fid-mnist-N255; do python $B/fid_table.py runs/$r/model.safetensors --n 10000; done
+python $B/fid_table.py --floor --dataset mnist --n 10000
 # Recipe screening on the training set (validation error of an SVM fit on 10k images; test never read).
 C="--dataset mnist --arch paper-classify --keep 10 --device cpu"
 rbm train $C --hidden-units 1 --epochs 2 --out runs/scr-h1                                   # binary hidden units
