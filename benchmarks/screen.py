@@ -19,13 +19,12 @@ import time
 from datetime import date
 from pathlib import Path
 
-import numpy as np
 from rows import append_rows, command_line
 from sklearn.model_selection import train_test_split
 
 from rbmcli.checkpoint import load_model
 from rbmcli.evaluate import EvalOptions, _data
-from rbmcli.svm import _model, extract_features
+from rbmcli.svm import extract_features, scan_c
 
 GRIDS = {"linear": (0.01, 0.03, 0.1), "nystroem": (1.0, 3.0, 10.0, 30.0), "rbf": (1.0, 10.0)}
 RECIPE_KEYS = ("arch", "visible_units", "hidden_units", "lr", "lr_decay", "negatives", "mode", "sparsity",
@@ -55,15 +54,12 @@ def main() -> None:
                                           random_state=0)  # the Table 1 protocol's split
         fx, fy = fx[:args.fit], fy[:args.fit]
         for kernel in args.kernels.split(","):
-            t0, scan, init = time.perf_counter(), [], None
-            for c in GRIDS[kernel]:
-                model = _model(kernel, c, 0, 300, init, args.landmarks).fit(fx, fy)
-                init = getattr(model, "wb", None)
-                scan.append({"C": c, "val_error_percent": round(100 * float(np.mean(model.predict(vx) != vy)), 3)})
-            best = min(scan, key=lambda s: s["val_error_percent"])
+            t0 = time.perf_counter()
+            _, scan = scan_c(fx, fy, vx, vy, kernel, GRIDS[kernel], landmarks=args.landmarks)
+            best = min(scan, key=lambda s: s["val_error_percent"])  # ties: the smallest C
             row = {"run": str(args.run), "epoch": epoch, "recipe": recipe, "kernel": kernel,
                    "landmarks": args.landmarks if kernel == "nystroem" else None, "fit": len(fy),
-                   "val_error_percent": best["val_error_percent"], "C": best["C"], "scan": scan,
+                   "val_error_percent": round(best["val_error_percent"], 3), "C": best["C"], "scan": scan,
                    "seconds": round(time.perf_counter() - t0, 1), "command": command_line(), "date": str(date.today())}
             print(json.dumps(row), flush=True)
             append_rows("screen", [row])

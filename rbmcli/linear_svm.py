@@ -99,6 +99,7 @@ class StandardisedLinearSVM:
         self.c, self.init, self.tol, self.max_iter, self.dtype = c, init, tol, max_iter, dtype
 
     def fit(self, x, y) -> StandardisedLinearSVM:
+        x = torch.as_tensor(np.asarray(x)).double()  # converted once, for the statistics and the fit
         self.standardise = Standardiser(x, self.dtype)
         self.classes, y_idx = np.unique(np.asarray(y), return_inverse=True)
         t = ovr_targets(torch.as_tensor(y_idx), len(self.classes))

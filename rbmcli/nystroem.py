@@ -55,6 +55,7 @@ class NystroemRbfSVM:
                           for i in range(0, len(z), self.chunk)])
 
     def fit(self, x, y) -> NystroemRbfSVM:
+        x = torch.as_tensor(np.asarray(x)).double()  # converted once, for the statistics and the map
         self.standardise = Standardiser(x)
         z = self.standardise(x)
         g = torch.Generator().manual_seed(self.seed)

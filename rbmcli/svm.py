@@ -86,6 +86,29 @@ def _error_percent(model, x, y) -> float:
     return float(100.0 * np.mean(model.predict(x) != y))
 
 
+def scan_c(fit_x, fit_y, val_x, val_y, kernel: str, c_grid, seed: int = 0, max_iter: int = 300,
+           landmarks: int = NYSTROEM_LANDMARKS, patience: int = 0,
+           progress: Callable[[int], None] | None = None) -> tuple[list, list[dict]]:
+    """Fit one SVM per C of the ascending c_grid on (fit_x, fit_y) and score it on the
+    validation data → (models, scan rows {C, val_error_percent, seconds, iterations}).
+    Each fit starts from the previous C's solution (linear, Nyström: same optimum, fewer
+    iterations); patience > 0 stops once the error has not improved for that many C values.
+    progress(fits done) is called before each fit."""
+    models, scan, init = [], [], None
+    for c in c_grid:
+        if progress is not None:
+            progress(len(models))
+        t0 = time.perf_counter()
+        models.append(_model(kernel, c, seed, max_iter, init, landmarks).fit(fit_x, fit_y))
+        scan.append({"C": c, "val_error_percent": _error_percent(models[-1], val_x, val_y),
+                     "seconds": round(time.perf_counter() - t0, 1), "iterations": getattr(models[-1], "n_iter", None)})
+        init = getattr(models[-1], "wb", None)
+        errors = [row["val_error_percent"] for row in scan]
+        if patience and len(errors) - 1 - int(np.argmin(errors)) >= patience:
+            break  # validation error rose `patience` grid steps past its minimum: larger C only overfits more
+    return models, scan
+
+
 def svm_error(train_x, train_y, test_x, test_y, kernel: str = "linear", c_grid=None,
               val_fraction: float = 0.1, seed: int = 0, max_iter: int = 300, patience: int = 0,
               landmarks: int = NYSTROEM_LANDMARKS, progress: Callable[[int, int], None] | None = None) -> SvmResult:
@@ -107,18 +130,9 @@ def svm_error(train_x, train_y, test_x, test_y, kernel: str = "linear", c_grid=N
     train_y, test_y = np.asarray(train_y), np.asarray(test_y)
     fit_x, val_x, fit_y, val_y = train_test_split(train_x, train_y, test_size=val_fraction,
                                                   stratify=train_y, random_state=seed)
-    val_errors, models, init, scan = [], [], None, []
-    for c in c_grid:
-        if progress is not None:
-            progress(len(val_errors), len(c_grid) + 1)  # fits done, of at most the grid and the refit
-        t0 = time.perf_counter()
-        models.append(_model(kernel, c, seed, max_iter, init, landmarks).fit(fit_x, fit_y))
-        val_errors.append(_error_percent(models[-1], val_x, val_y))
-        scan.append({"C": c, "val_error_percent": val_errors[-1], "seconds": round(time.perf_counter() - t0, 1),
-                     "iterations": getattr(models[-1], "n_iter", None)})
-        init = getattr(models[-1], "wb", None)
-        if patience and len(val_errors) - 1 - int(np.argmin(val_errors)) >= patience:
-            break  # validation error rose `patience` grid steps past its minimum: larger C only overfits more
+    models, scan = scan_c(fit_x, fit_y, val_x, val_y, kernel, c_grid, seed, max_iter, landmarks, patience,
+                          None if progress is None else lambda done: progress(done, len(c_grid) + 1))
+    val_errors = [row["val_error_percent"] for row in scan]
     best = int(np.argmin(val_errors))  # ties: the smallest C
     init = getattr(models[best], "wb", None)
     if progress is not None:
