@@ -112,6 +112,8 @@ def screen() -> str:
                  f"lr {rate(c)}", c["negatives"]]
         if c.get("sparsity"):
             parts.append(f"sparsity λ {c['sparsity']:g}, p {c['sparsity_target']:g}")
+        if c.get("weight_decay"):
+            parts.append(f"weight decay {c['weight_decay']:g}")
         return ", ".join(parts)
     rows = [[Path(r["run"]).name, recipe(r), r["epoch"], r["kernel"] + (f" ({r['landmarks']} landmarks)" if r.get("landmarks") else ""),
              r["fit"], f"**{r['val_error_percent']:.2f} %**", f"{r['C']:g}",

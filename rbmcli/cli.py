@@ -134,6 +134,7 @@ def train(
     lr_decay: Annotated[str, typer.Option(help="none (paper), linear or cosine: the rate falls to 0 by the last step.")] = _D.lr_decay,
     sparsity: Annotated[float, typer.Option(help="Weight of a penalty pulling each hidden channel's mean activity to --sparsity-target (0: off, the paper).")] = _D.sparsity,
     sparsity_target: Annotated[float, typer.Option(help="Target mean activity of hidden units, as a fraction of N.")] = _D.sparsity_target,
+    weight_decay: Annotated[float, typer.Option(help="Decoupled (AdamW) weight decay λ of the weights, not the biases: w ← w·(1 − lr·λ) each step (0: off, the paper).")] = _D.weight_decay,
     limit: Annotated[Optional[int], typer.Option(help="Use only the first LIMIT training images.")] = _D.limit,
     device: Annotated[str, typer.Option(help="auto (cuda, mps, cpu), cpu, cuda or cuda:N.")] = _D.device,
     seed: Annotated[int, typer.Option(help="Seed for every random choice (same seed, same weights).")] = _D.seed,
@@ -167,7 +168,7 @@ def train(
                           binarize=binarize, negatives=negatives, gibbs_steps=gibbs_steps, mode=mode,
                           epochs=_D.epochs if epochs is None else epochs,
                           batch_size=batch_size, lr=lr, lr_decay=lr_decay, sparsity=sparsity,
-                          sparsity_target=sparsity_target, limit=limit, device=device, seed=seed,
+                          sparsity_target=sparsity_target, weight_decay=weight_decay, limit=limit, device=device, seed=seed,
                           save_every=save_every, save_minutes=save_minutes, keep=keep, precision=precision,
                           channels_last=channels_last, compile=compile, sample_steps=sample_steps,
                           download=download).validate()

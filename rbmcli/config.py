@@ -32,6 +32,7 @@ class TrainConfig:
     lr_decay: str = "none"  # none (paper), linear or cosine: lr falls to 0 over the run's optimiser steps
     sparsity: float = 0.0  # λ of the sparsity penalty on each layer's mean hidden activity (0: off, the paper)
     sparsity_target: float = 0.1  # its target activity p, as a fraction of N_h
+    weight_decay: float = 0.0  # decoupled (AdamW) decay of the weights, not the biases: w ← w·(1 − lr·λ) per step (0: off, the paper)
     init_std: float = 0.1  # std of the initial natural weights (pre-activation std ≈ 0.1·rms(v/N))
     limit: int | None = None  # use only the first n training images
     device: str = "auto"  # auto (cuda, mps, cpu), cpu, cuda, cuda:i
@@ -73,6 +74,8 @@ class TrainConfig:
         need(self.save_every >= 0 and self.save_minutes >= 0, "--save-every/--save-minutes must be >= 0")
         need(self.sparsity >= 0 and 0 < self.sparsity_target < 1,
              "--sparsity must be >= 0 and --sparsity-target strictly between 0 and 1")
+        need(0 <= self.weight_decay and self.lr * self.weight_decay < 1,
+             "--weight-decay must be >= 0 and lr·weight-decay below 1")
         need(self.keep >= 0, "--keep must be >= 0")
         need(self.precision in ("fp32", "bf16"), "--precision must be fp32 or bf16")
         return self

@@ -89,6 +89,19 @@ def total_epochs(cfg: TrainConfig, n_layers: int) -> int:
     return cfg.epochs * (n_layers if cfg.mode == "greedy" else 1)
 
 
+def make_optimiser(dbn: torch.nn.Module, cfg: TrainConfig, fused: bool) -> torch.optim.Optimizer:
+    """Adam (paper: betas 0.9/0.999) on every parameter; with cfg.weight_decay = λ > 0, AdamW
+    whose decoupled decay w ← w·(1 − lr·λ) acts on the weights only (one group), not the biases
+    (a second group with λ = 0). λ = 0 keeps plain Adam with one group, so older runs resume."""
+    if cfg.weight_decay == 0:
+        return torch.optim.Adam(dbn.parameters(), lr=cfg.lr, betas=(0.9, 0.999), fused=fused)
+    weights = [p for n, p in dbn.named_parameters() if n.endswith("weight")]
+    biases = [p for n, p in dbn.named_parameters() if not n.endswith("weight")]
+    return torch.optim.AdamW([{"params": weights, "weight_decay": cfg.weight_decay},
+                              {"params": biases, "weight_decay": 0.0}],
+                             lr=cfg.lr, betas=(0.9, 0.999), fused=fused)
+
+
 
 
 class Trainer:
@@ -114,8 +127,7 @@ class Trainer:
         self.dbn = build_dbn(cfg, self.input_shape).to(self.device)
         self.names = [n for n, _ in self.dbn.named_parameters()]
         # The fused kernel halves Adam's cost on the CPU (measured 134 vs 280 µs for 784×500).
-        self.opt = torch.optim.Adam(self.dbn.parameters(), lr=cfg.lr, betas=(0.9, 0.999),
-                                    fused=self.device.type in ("cpu", "cuda"))
+        self.opt = make_optimiser(self.dbn, cfg, fused=self.device.type in ("cpu", "cuda"))
         self.gen = torch.Generator(device=self.device).manual_seed(cfg.seed + 1 + 1000 * self.world.rank)
         self.last_save = time.time()
         self.tb = None

@@ -40,6 +40,7 @@ def test_train_on_real_mnist_writes_a_run(tmp_path):
     (["--arch", "conv:4:99"], "does not fit"),
     (["--arch", "nonsense"], "architecture"),
     (["--negatives", "bogus"], "--negatives"),
+    (["--weight-decay", "-1"], "--weight-decay"),
     (["--device", "cuda:7"], "not available"),
     (["--batch-size", "100000"], "larger than"),
 ])

@@ -9,6 +9,7 @@ import torch
 from rbmcli.checkpoint import load_model, read_safetensors, save_model, state_path
 from rbmcli.config import TrainConfig
 from rbmcli.errors import RbmError
+from rbmcli.loss import dbn_losses
 from rbmcli.partition import exact_log_partition, log_likelihood
 from rbmcli.train import Trainer, build_dbn, train
 
@@ -146,19 +147,21 @@ def test_invalid_options_are_usage_errors():
     assert e.value.usage and "does not fit" in str(e.value)
 
 
-@pytest.mark.parametrize("sparsity", [0.0, 3.0])
-def test_meanfield_training_is_invariant_to_shared_n_and_k(sparsity):
+@pytest.mark.parametrize("sparsity, weight_decay", [(0.0, 0.0), (3.0, 0.0), (0.0, 2.0)])
+def test_meanfield_training_is_invariant_to_shared_n_and_k(sparsity, weight_decay):
     """When visible and hidden units share N and k, the free energy is (N/k)× the binary one in
     natural coordinates (u = kx: f = N·σ(u), ∫f = (N/k)·softplus(u), a·v = (N/k)·ã·(v/N)), mean-field negatives are
     deterministic, and Adam ignores a constant gradient scale: N = 1 and N = 255 train to the
     same natural weights (up to Adam's ε) and the same features up to the factor N. This is
     why Table 1's N = 1 and N = 255 rows coincide with the default settings (docs/results.md).
-    The sparsity penalty is scaled by N_h/k_h so that it keeps the invariance."""
+    The sparsity penalty is scaled by N_h/k_h so that it keeps the invariance; the decoupled
+    weight decay acts on the natural weights and does not see the loss scale at all."""
     g = torch.Generator().manual_seed(0)
     images = (torch.rand(120, 1, 5, 7, generator=g) * 255).to(torch.uint8)
     dbns = {}
     for n in (1, 255):
-        c = cfg(arch="dense:6,dense:4", visible_units=n, hidden_units=n, epochs=3, batch_size=20, sparsity=sparsity)
+        c = cfg(arch="dense:6,dense:4", visible_units=n, hidden_units=n, epochs=3, batch_size=20, sparsity=sparsity,
+                weight_decay=weight_decay)
         dbns[n] = Trainer(c, "unused", images, write_images=False)  # stepped by hand, no run folder
         for i in range(18):
             v = images[(i % 6) * 20:(i % 6 + 1) * 20].float() * (n / 255)
@@ -171,15 +174,48 @@ def test_meanfield_training_is_invariant_to_shared_n_and_k(sparsity):
     assert torch.allclose(f255 / 255, f1, atol=1e-4)
     # Any shared k gives the same trajectory too (the natural coordinates absorb it) ...
     same = Trainer(cfg(arch="dense:6,dense:4", visible_units=255, hidden_units=255, k=0.05, epochs=1,
-                       batch_size=20, sparsity=sparsity), "unused", images, write_images=False)
+                       batch_size=20, sparsity=sparsity, weight_decay=weight_decay), "unused", images,
+                   write_images=False)
     # ... but visible and hidden units of different N do not (so the test can fail).
     other = Trainer(cfg(arch="dense:6,dense:4", visible_units=1, hidden_units=255, epochs=1,
-                        batch_size=20, sparsity=sparsity), "unused", images, write_images=False)
+                        batch_size=20, sparsity=sparsity, weight_decay=weight_decay), "unused", images,
+                    write_images=False)
     for i in range(18):
         same.train_step(images[(i % 6) * 20:(i % 6 + 1) * 20].float(), None)
         other.train_step(images[(i % 6) * 20:(i % 6 + 1) * 20].float() / 255, None)
     assert torch.allclose(same.dbn.state_dict()["layers.0.weight"], w1["layers.0.weight"], atol=1e-4)
     assert not torch.allclose(other.dbn.state_dict()["layers.0.weight"], w1["layers.0.weight"], atol=1e-2)
+
+
+def test_weight_decay_shrinks_weights_not_biases_by_lr_lambda():
+    """One step of AdamW from the same state and the same gradient: against plain Adam, every
+    weight differs by exactly −lr·λ·w_old (decoupled decay), every bias not at all."""
+    from rbmcli.train import make_optimiser
+
+    g = torch.Generator().manual_seed(3)
+    shape = (1, 5, 7)
+    base = build_dbn(cfg(arch="conv:3,dense:5"), shape)
+    with torch.no_grad():
+        for p in base.parameters():  # biases start at 0, where a decay of them could not show
+            p.add_(torch.randn(p.shape, generator=g) * 0.3)
+    v = torch.rand(9, *shape, generator=g) * 255
+    after = {}
+    for lam in (0.0, 0.7):
+        c = cfg(arch="conv:3,dense:5", lr=0.05, weight_decay=lam)
+        dbn = build_dbn(c, shape)
+        dbn.load_state_dict(base.state_dict())
+        opt = make_optimiser(dbn, c, fused=False)
+        sum(dbn_losses(dbn, v)).backward()
+        opt.step()
+        after[lam] = {n: p.detach().clone() for n, p in dbn.named_parameters()}
+    w0 = base.state_dict()
+    for name, w in w0.items():
+        want = after[0.0][name] - (0.05 * 0.7 * w if name.endswith("weight") else 0)
+        assert torch.allclose(after[0.7][name], want, atol=1e-6), name
+        if name.endswith("weight"):
+            assert not torch.allclose(after[0.7][name], after[0.0][name], atol=1e-4), name
+    with pytest.raises(RbmError):
+        TrainConfig(weight_decay=-1.0).validate()
 
 
 def test_learning_rate_schedules_follow_their_formulas():
