@@ -114,6 +114,8 @@ def screen() -> str:
             parts.append(f"sparsity λ {c['sparsity']:g}, p {c['sparsity_target']:g}")
         if c.get("weight_decay"):
             parts.append(f"weight decay {c['weight_decay']:g}")
+        if c.get("seed"):
+            parts.append(f"seed {c['seed']}")
         return ", ".join(parts)
     rows = [[Path(r["run"]).name, recipe(r), r["epoch"], r["kernel"] + (f" ({r['landmarks']} landmarks)" if r.get("landmarks") else ""),
              r["fit"], f"**{r['val_error_percent']:.2f} %**", f"{r['C']:g}",

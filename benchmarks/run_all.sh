@@ -94,4 +94,6 @@ python $B/screen.py runs/t1-conv-mnist-N255-e2 --epochs 2 --kernels rbf,nystroem
 OMP_NUM_THREADS=1 rbm train --dataset mnist --arch conv:64,conv:128 --epochs 2 --keep 10 --device cpu --out runs/scr-2layer
 OMP_NUM_THREADS=1 rbm train $C --weight-decay 0.03 --epochs 2 --out runs/scr-wd003
 OMP_NUM_THREADS=1 rbm train --dataset mnist --arch conv:64,conv:128,conv:256,conv:512 --epochs 2 --keep 10 --device cpu --out runs/scr-4layer
-for r in scr-2layer scr-wd003 scr-4layer; do OMP_NUM_THREADS=1 python $B/screen.py runs/$r; done
+OMP_NUM_THREADS=1 rbm train --dataset mnist --arch conv:64,conv:128,conv:512 --epochs 2 --keep 10 --device cpu --out runs/scr-wide512
+OMP_NUM_THREADS=1 rbm train $C --seed 1 --epochs 2 --out runs/scr-seed1                     # the baseline again: seed noise
+for r in scr-2layer scr-wd003 scr-4layer scr-wide512 scr-seed1; do OMP_NUM_THREADS=1 python $B/screen.py runs/$r; done

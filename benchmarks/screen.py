@@ -28,7 +28,7 @@ from rbmcli.svm import extract_features, scan_c
 
 GRIDS = {"linear": (0.01, 0.03, 0.1), "nystroem": (1.0, 3.0, 10.0, 30.0), "rbf": (1.0, 10.0)}
 RECIPE_KEYS = ("arch", "visible_units", "hidden_units", "lr", "lr_decay", "negatives", "mode", "sparsity",
-               "sparsity_target", "activation", "batch_size", "weight_decay")
+               "sparsity_target", "activation", "batch_size", "weight_decay", "seed")
 
 
 def main() -> None:

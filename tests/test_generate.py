@@ -149,7 +149,7 @@ def test_to_gray_and_write_reconstructions(tmp_path):
     color = torch.randint(0, 256, (5, 3, 8, 8), dtype=torch.uint8)
     gray = to_gray(color, 3)
     assert torch.equal(gray[:, 0], gray[:, 2])
-    pil = np.asarray(Image.fromarray(color[0].permute(1, 2, 0).numpy(), "RGB").convert("L"))
+    pil = np.array(Image.fromarray(color[0].permute(1, 2, 0).numpy(), "RGB").convert("L"))
     assert torch.equal(gray[0, 0], torch.from_numpy(pil))  # Pillow's luminance
     write_reconstructions(color, torch.rand(5, 3, 8, 8), tmp_path / "r.png", per_row=2)
     with Image.open(tmp_path / "r.png") as im:  # 3 row pairs of 2 images
