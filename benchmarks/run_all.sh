@@ -96,4 +96,6 @@ OMP_NUM_THREADS=1 rbm train $C --weight-decay 0.03 --epochs 2 --out runs/scr-wd0
 OMP_NUM_THREADS=1 rbm train --dataset mnist --arch conv:64,conv:128,conv:256,conv:512 --epochs 2 --keep 10 --device cpu --out runs/scr-4layer
 OMP_NUM_THREADS=1 rbm train --dataset mnist --arch conv:64,conv:128,conv:512 --epochs 2 --keep 10 --device cpu --out runs/scr-wide512
 OMP_NUM_THREADS=1 rbm train $C --seed 1 --epochs 2 --out runs/scr-seed1                     # the baseline again: seed noise
-for r in scr-2layer scr-wd003 scr-4layer scr-wide512 scr-seed1; do OMP_NUM_THREADS=1 python $B/screen.py runs/$r; done
+OMP_NUM_THREADS=1 rbm train $C --lr 0.1 --epochs 2 --out runs/scr-lr01                        # lr 0.1 (not the lr 0.01 run of Table 1)
+OMP_NUM_THREADS=1 rbm train $C --batch-size 64 --epochs 2 --out runs/scr-b64
+for r in scr-2layer scr-wd003 scr-4layer scr-wide512 scr-seed1 scr-lr01 scr-b64; do OMP_NUM_THREADS=1 python $B/screen.py runs/$r; done
