@@ -117,13 +117,25 @@ def screen() -> str:
         if c.get("seed"):
             parts.append(f"seed {c['seed']}")
         return ", ".join(parts)
-    rows = [[Path(r["run"]).name, recipe(r), r["epoch"], r["kernel"] + (f" ({r['landmarks']} landmarks)" if r.get("landmarks") else ""),
+    rows = [[Path(r["run"]).name, recipe(r), r["epoch"], r["kernel"] + (f" ({r['landmarks']} landmarks)" if r.get("landmarks") else "")
+             + ("" if r.get("features", "top") == "top" else f", layers {r['features']} ({r['dimensions']} features)"),
              r["fit"], f"**{r['val_error_percent']:.2f} %**", f"{r['C']:g}",
              ", ".join(f"{s['C']:g}: {s['val_error_percent']:.2f}" for s in r["scan"]), f"{r['seconds']:.0f} s",
              f"`{r['command']}`"] for r in load("screen")]
     return markdown("Recipe screening: validation error of an SVM fit on 10k training images (test set not read)",
                     ["run", "recipe", "epoch", "SVM", "fit images", "validation error", "C", "scan (C: error %)",
                      "SVM time", "command"], rows)
+
+
+def rbf_full() -> str:
+    rows = [[r["dataset"], r["units_N"], r["checkpoint"], r["fit"], r["features"],
+             ", ".join(("" if s.get("gamma_factor", 1) == 1 else f"γ×{s['gamma_factor']:g} ") + f"{s['C']:g}: {s['val_error_percent']:.2f}"
+                       for s in r["scan"]), f"{r['C']:g}" + ("" if r.get("gamma_factor", 1) == 1 else f", γ×{r['gamma_factor']:g}"),
+             f"{r['val_error_percent']:.2f} %", f"**{r['svm_error_percent']:.2f} %**", r["n_support"],
+             f"{r['seconds']:.0f} s", f"`{r['command']}`"] for r in load("rbf_full")]
+    return markdown("RBF-kernel SVM (libsvm) on the full training split: top features, C chosen on validation",
+                    ["dataset", "N", "checkpoint", "fit images", "features", "scan (C: validation error %)", "C",
+                     "validation error", "test error", "support vectors", "SVM time", "command"], rows)
 
 
 def plot_learning_curves() -> None:
@@ -158,7 +170,7 @@ def plot_learning_curves() -> None:
 
 def main() -> None:
     plot_learning_curves()
-    body = "\n\n".join([table1(), learning_curves(), screen(), peers(), loglik(), loglik_check(), fid(), ablations()])
+    body = "\n\n".join([table1(), learning_curves(), rbf_full(), screen(), peers(), loglik(), loglik_check(), fid(), ablations()])
     text = DOC.read_text() if DOC.is_file() else f"# Results\n\n{START}\n{END}\n"
     head, rest = text.split(START, 1)
     tail = rest.split(END, 1)[1]

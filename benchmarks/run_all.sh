@@ -99,3 +99,14 @@ OMP_NUM_THREADS=1 rbm train $C --seed 1 --epochs 2 --out runs/scr-seed1         
 OMP_NUM_THREADS=1 rbm train $C --lr 0.1 --epochs 2 --out runs/scr-lr01                        # lr 0.1 (not the lr 0.01 run of Table 1)
 OMP_NUM_THREADS=1 rbm train $C --batch-size 64 --epochs 2 --out runs/scr-b64
 for r in scr-2layer scr-wd003 scr-4layer scr-wide512 scr-seed1 scr-lr01 scr-b64; do OMP_NUM_THREADS=1 python $B/screen.py runs/$r; done
+# Longer runs of weight decay and of the baseline (seed 1): epochs 3-6 (one thread each, two at once).
+OMP_NUM_THREADS=1 rbm train --out runs/scr-wd003 --resume --epochs 6 --device cpu
+OMP_NUM_THREADS=1 rbm train --out runs/scr-seed1 --resume --epochs 6 --device cpu
+for r in scr-wd003 scr-seed1; do OMP_NUM_THREADS=1 python $B/screen.py runs/$r --epochs 3,4,5,6; done
+# Lower layers' features next to the top layer's (layer 0 = first hidden layer; pK = K×K average pooling).
+OMP_NUM_THREADS=1 python $B/screen.py runs/t1-conv-mnist-N255-e2 --epochs 2 --features "top;1;1+top;0p2+1+top;0p4+1p2+top;0p2"
+# Exact RBF-kernel SVM on the full split (Table 1 rows; C chosen on validation; ≈ 30-45 min each at one thread).
+OMP_NUM_THREADS=1 python $B/rbf_full.py runs/t1-conv-mnist-N255-e2/model-epoch002.safetensors --C 10      # the 10k screen's C, first look
+OMP_NUM_THREADS=1 python $B/rbf_full.py runs/t1-conv-fashion-N255-e2/model-epoch002.safetensors --C 10
+OMP_NUM_THREADS=1 python $B/rbf_full.py runs/t1-conv-mnist-N255-e2/model-epoch002.safetensors --C 3,10,30
+OMP_NUM_THREADS=1 python $B/rbf_full.py runs/t1-conv-fashion-N255-e2/model-epoch002.safetensors --C 3,10,30

@@ -1,6 +1,7 @@
 """Quick recipe screening for Table 1, on the training set only (the test set is never read).
 
     python benchmarks/screen.py runs/scr-sp003 [--kernels linear,nystroem,rbf] [--fit 10000]
+    python benchmarks/screen.py runs/t1-conv-mnist-N255-e2 --epochs 2 --features "top;1;1+2;0p2+1+2"
 
 For every kept epoch checkpoint of a run (model-epochNNN.safetensors, `rbm train --keep`):
 top-layer features of the 60k training images, the same stratified 10 % validation split as
@@ -8,17 +9,24 @@ the Table 1 protocol, an SVM fit on the first `--fit` images of the other 90 % f
 short grid, and the validation error at each C. A point costs ≈ 1–2 minutes instead of the
 full protocol's 15, so recipes can be compared at the same budget before one is run in full
 (benchmarks/learning_curve.py). Rows go to benchmarks/results/screen.json:
-{run, epoch, recipe, kernel, fit, val_error_percent (best over the grid), C, scan, seconds, command, date}.
+{run, epoch, recipe, kernel, features, fit, val_error_percent (best over the grid), C, scan, seconds, command, date}.
+
+--features screens other feature sets than the top layer (the paper's and the default):
+";"-separated sets, each a "+"-joined list of layers, 0 = the first hidden layer, "top" = the
+last, an optional "pK" average-pools that layer's maps K×K first (e.g. "0p2+1+2").
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import time
 from datetime import date
 from pathlib import Path
 
+import numpy as np
+import torch
 from rows import append_rows, command_line
 from sklearn.model_selection import train_test_split
 
@@ -31,6 +39,41 @@ RECIPE_KEYS = ("arch", "visible_units", "hidden_units", "lr", "lr_decay", "negat
                "sparsity_target", "activation", "batch_size", "weight_decay", "seed")
 
 
+def parse_features(spec: str, n_layers: int) -> list[list[tuple[int, int]]]:
+    """'top;1+2;0p2+top' → [[(top, 1)], [(1, 1), (2, 1)], [(0, 2), (top, 1)]] (layer, pool)."""
+    sets = []
+    for part in spec.split(";"):
+        tokens = []
+        for tok in part.split("+"):
+            match = re.fullmatch(r"(top|\d+)(?:p(\d+))?", tok.strip())
+            if match is None:
+                raise SystemExit(f"--features: {tok!r} is not LAYER or LAYERpK (e.g. top, 1, 0p2)")
+            layer, pool = match.groups()
+            index = n_layers - 1 if layer == "top" else int(layer)
+            if not 0 <= index < n_layers:
+                raise SystemExit(f"--features: layer {layer} out of range 0..{n_layers - 1}")
+            tokens.append((index, int(pool or 1)))
+        sets.append(tokens)
+    return sets
+
+
+@torch.inference_mode()
+def layer_features(dbn, images, visible_units_n: int, sets, batch_size: int = 512) -> list[np.ndarray]:
+    """One upward mean pass; for each set, its layers' (pooled) mean activities concatenated, (n, D)."""
+    out = [[] for _ in sets]
+    for start in range(0, len(images), batch_size):
+        v = torch.as_tensor(images[start:start + batch_size]).float() * (visible_units_n / 255.0)
+        acts = []
+        for layer in dbn.layers:
+            v = layer.hidden_mean(layer.flatten_input(v))
+            acts.append(v)
+        for i, tokens in enumerate(sets):
+            parts = [(torch.nn.functional.avg_pool2d(acts[j], p, ceil_mode=True) if p > 1 else acts[j]).flatten(1)
+                     for j, p in tokens]
+            out[i].append(torch.cat(parts, 1).numpy())
+    return [np.concatenate(o) for o in out]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("run", type=Path)
@@ -38,6 +81,7 @@ def main() -> None:
     ap.add_argument("--fit", type=int, default=10_000, help="training images the SVM is fit on")
     ap.add_argument("--landmarks", type=int, default=4096)
     ap.add_argument("--epochs", default="", help="comma-separated epochs (default: every kept checkpoint)")
+    ap.add_argument("--features", default="top", help='";"-separated layer sets, e.g. "top;1+2;0p2+top"')
     args = ap.parse_args()
     wanted = {int(e) for e in args.epochs.split(",") if e}
     config = json.loads((args.run / "config.json").read_text())
@@ -49,15 +93,21 @@ def main() -> None:
         dbn, info = load_model(ckpt)
         dbn.eval()
         ds, _ = _data(info, EvalOptions(svm=True), "train", None)
-        x = extract_features(dbn, ds.images, dbn.specs[0].visible_units.n, 512, "cpu")
-        fx, vx, fy, vy = train_test_split(x, ds.labels.numpy(), test_size=0.1, stratify=ds.labels.numpy(),
-                                          random_state=0)  # the Table 1 protocol's split
-        fx, fy = fx[:args.fit], fy[:args.fit]
-        for kernel in args.kernels.split(","):
+        n_v = dbn.specs[0].visible_units.n
+        if args.features == "top":
+            feature_sets = {"top": extract_features(dbn, ds.images, n_v, 512, "cpu")}
+        else:
+            names = args.features.split(";")
+            feature_sets = dict(zip(names, layer_features(dbn, ds.images, n_v, parse_features(args.features, len(dbn.layers)))))
+        for (features, x), kernel in ((fs, k) for fs in feature_sets.items() for k in args.kernels.split(",")):
+            fx, vx, fy, vy = train_test_split(x, ds.labels.numpy(), test_size=0.1, stratify=ds.labels.numpy(),
+                                              random_state=0)  # the Table 1 protocol's split
+            fx, fy = fx[:args.fit], fy[:args.fit]
             t0 = time.perf_counter()
             _, scan = scan_c(fx, fy, vx, vy, kernel, GRIDS[kernel], landmarks=args.landmarks)
             best = min(scan, key=lambda s: s["val_error_percent"])  # ties: the smallest C
             row = {"run": str(args.run), "epoch": epoch, "recipe": recipe, "kernel": kernel,
+                   "features": features, "dimensions": int(x.shape[1]),
                    "landmarks": args.landmarks if kernel == "nystroem" else None, "fit": len(fy),
                    "val_error_percent": round(best["val_error_percent"], 3), "C": best["C"], "scan": scan,
                    "seconds": round(time.perf_counter() - t0, 1), "command": command_line(), "date": str(date.today())}

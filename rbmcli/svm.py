@@ -28,9 +28,12 @@ from rbmcli.nystroem import NystroemRbfSVM
 KERNELS = ("linear", "nystroem", "rbf")
 # C grids, ascending. Linear: 10^-4..1 in half decades (measured: the optimum for 500 RBM
 # features on 54k images sat at the old grid's lower edge, 0.01). Nyström (RBF features,
-# squared hinge): 0.01..10 in half decades. Exact RBF: libsvm is O(n²) per C.
+# squared hinge): 0.01..10 in half decades. Exact RBF: libsvm, 8–12 minutes per C on 54k × 2,304
+# conv features at one thread (benchmarks/rbf_full.py); C = 10 was best of 3, 10, 30 for MNIST
+# and Fashion-MNIST conv features (C = 1 was worse on the 10k screen).
 C_GRIDS = {"linear": (1e-4, 3e-4, 1e-3, 3e-3, 0.01, 0.03, 0.1, 0.3, 1.0),
-           "nystroem": (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0), "rbf": (0.1, 1.0, 10.0)}
+           "nystroem": (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0), "rbf": (3.0, 10.0, 30.0)}
+RBF_CACHE_MB = 2000  # libsvm kernel cache: ≈ 9,700 float32 kernel rows of a 54k problem (its default 200 MB: ≈ 970)
 NYSTROEM_LANDMARKS = 4096
 
 
@@ -78,7 +81,7 @@ def _model(kernel: str, c: float, seed: int, max_iter: int, init=None, landmarks
     # libsvm, one-vs-one: O(n²) kernel evaluations, minutes to hours on 60k. Run to convergence:
     # max_iter is an L-BFGS iteration cap; libsvm's iterations are single coordinate steps
     # (a cap of 300 stopped it far from the optimum, with a ConvergenceWarning).
-    svm = SVC(C=c, kernel="rbf", gamma="scale", random_state=seed)
+    svm = SVC(C=c, kernel="rbf", gamma="scale", random_state=seed, cache_size=RBF_CACHE_MB)
     return make_pipeline(StandardScaler(), svm)
 
 

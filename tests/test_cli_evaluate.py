@@ -46,6 +46,17 @@ def test_svm_with_the_nystroem_kernel(run_dir, tmp_path):
     assert (svm["details"]["kernel"], svm["details"]["landmarks"]) == ("nystroem", 4096)  # capped at the 900 fit images
 
 
+def test_svm_with_the_exact_rbf_kernel_scans_its_c_grid(run_dir, tmp_path):
+    out = tmp_path / "eval.json"
+    r = runner.invoke(app, ["evaluate", str(run_dir / "model.safetensors"), "--svm", "--kernel", "rbf",
+                            "--limit-train", "1000", "--limit-test", "300", "-q", "--json", str(out)])
+    assert r.exit_code == 0, r.output
+    (svm,) = json.loads(out.read_text())["results"]
+    assert 0 <= svm["value"] < 85 and svm["details"]["kernel"] == "rbf"  # chance is 90 %
+    assert [row["C"] for row in svm["details"]["scan"]] == [3.0, 10.0, 30.0]  # the grid measured on 54k images
+    assert svm["details"]["C"] in (3.0, 10.0, 30.0)
+
+
 def test_newest_checkpoint_is_the_default(run_dir, monkeypatch):
     monkeypatch.chdir(run_dir.parent.parent)
     (run_dir.parent.parent / "runs").mkdir(exist_ok=True)
