@@ -35,7 +35,16 @@ from rbmcli.checkpoint import load_model
 from rbmcli.evaluate import EvalOptions, _data
 from rbmcli.svm import extract_features
 
-PROTOCOL = "libsvm RBF (γ = %s/D, standardised), C on validation from {%s}, fit on 54k, no refit"
+PROTOCOL = "libsvm RBF (γ = %s/D, standardised), %s on validation from {%s}, fit on 54k, no refit"
+
+
+def protocol(row: dict) -> str:
+    """'libsvm RBF (γ = 1/D, …), C on validation from {3, 10, 30} …', or '(γ, C) … from {(0.5, 10), …}'."""
+    gammas = {s.get("gamma_factor", 1.0) for s in row["scan"]}
+    if len(gammas) == 1:
+        return PROTOCOL % (f"{gammas.pop():g}", "C", ", ".join(f"{s['C']:g}" for s in row["scan"]))
+    return PROTOCOL % (f"{row['gamma_factor']:g}", "(γ factor, C)",
+                       ", ".join(f"({s['gamma_factor']:g}, {s['C']:g})" for s in row["scan"]))
 
 
 def table1_row(row: dict, checkpoint: Path) -> dict | None:
@@ -55,7 +64,7 @@ def table1_row(row: dict, checkpoint: Path) -> dict | None:
             "svm": {"dataset": row["dataset"], "kernel": "rbf", "C": row["C"], "val_error_percent": row["val_error_percent"],
                     "n_train": row["fit"], "n_test": 10_000, "features": row["features"]},
             "date": row["date"], "machine": "x86_64 2-core CPU (AMD EPYC), 1 thread per job, two jobs at once",
-            "svm_protocol": PROTOCOL % (f"{row.get('gamma_factor', 1.0):g}", ", ".join(f"{s['C']:g}" for s in row["scan"])),
+            "svm_protocol": protocol(row),
             "command": f"{train_cmd} && {row['command']}"}
 
 

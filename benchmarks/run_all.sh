@@ -105,8 +105,11 @@ OMP_NUM_THREADS=1 rbm train --out runs/scr-seed1 --resume --epochs 6 --device cp
 for r in scr-wd003 scr-seed1; do OMP_NUM_THREADS=1 python $B/screen.py runs/$r --epochs 3,4,5,6; done
 # Lower layers' features next to the top layer's (layer 0 = first hidden layer; pK = K×K average pooling).
 OMP_NUM_THREADS=1 python $B/screen.py runs/t1-conv-mnist-N255-e2 --epochs 2 --features "top;1;1+top;0p2+1+top;0p4+1p2+top;0p2"
+# (this first run held all six sets in memory and was OOM-killed after three; screen.py now holds one at a time)
+OMP_NUM_THREADS=1 python $B/screen.py runs/t1-conv-mnist-N255-e2 --epochs 2 --features "0p2+1+top;0p4+1p2+top;0p2"
 # Exact RBF-kernel SVM on the full split (Table 1 rows; C chosen on validation; ≈ 30-45 min each at one thread).
 OMP_NUM_THREADS=1 python $B/rbf_full.py runs/t1-conv-mnist-N255-e2/model-epoch002.safetensors --C 10      # the 10k screen's C, first look
 OMP_NUM_THREADS=1 python $B/rbf_full.py runs/t1-conv-fashion-N255-e2/model-epoch002.safetensors --C 10
 OMP_NUM_THREADS=1 python $B/rbf_full.py runs/t1-conv-mnist-N255-e2/model-epoch002.safetensors --C 3,10,30
 OMP_NUM_THREADS=1 python $B/rbf_full.py runs/t1-conv-fashion-N255-e2/model-epoch002.safetensors --C 3,10,30
+OMP_NUM_THREADS=1 python $B/rbf_full.py runs/t1-conv-mnist-N255-e2/model-epoch002.safetensors --C 10 --gamma-factor 0.5,1,2 --jobs 2

@@ -94,12 +94,11 @@ def main() -> None:
         dbn.eval()
         ds, _ = _data(info, EvalOptions(svm=True), "train", None)
         n_v = dbn.specs[0].visible_units.n
-        if args.features == "top":
-            feature_sets = {"top": extract_features(dbn, ds.images, n_v, 512, "cpu")}
-        else:
-            names = args.features.split(";")
-            feature_sets = dict(zip(names, layer_features(dbn, ds.images, n_v, parse_features(args.features, len(dbn.layers)))))
-        for (features, x), kernel in ((fs, k) for fs in feature_sets.items() for k in args.kernels.split(",")):
+        sets = zip(args.features.split(";"), parse_features(args.features, len(dbn.layers)))
+        # one feature set in memory at a time (60k × 11,712 float32 is 2.8 GB; all six sets at once were OOM-killed)
+        feature_sets = ((name, extract_features(dbn, ds.images, n_v, 512, "cpu") if name == "top"
+                         else layer_features(dbn, ds.images, n_v, [tokens])[0]) for name, tokens in sets)
+        for (features, x), kernel in ((fs, k) for fs in feature_sets for k in args.kernels.split(",")):
             fx, vx, fy, vy = train_test_split(x, ds.labels.numpy(), test_size=0.1, stratify=ds.labels.numpy(),
                                               random_state=0)  # the Table 1 protocol's split
             fx, fy = fx[:args.fit], fy[:args.fit]
