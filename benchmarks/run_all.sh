@@ -113,3 +113,6 @@ OMP_NUM_THREADS=1 python $B/rbf_full.py runs/t1-conv-fashion-N255-e2/model-epoch
 OMP_NUM_THREADS=1 python $B/rbf_full.py runs/t1-conv-mnist-N255-e2/model-epoch002.safetensors --C 3,10,30
 OMP_NUM_THREADS=1 python $B/rbf_full.py runs/t1-conv-fashion-N255-e2/model-epoch002.safetensors --C 3,10,30
 OMP_NUM_THREADS=1 python $B/rbf_full.py runs/t1-conv-mnist-N255-e2/model-epoch002.safetensors --C 10 --gamma-factor 0.5,1,2 --jobs 2
+# N = 1 checkpoints under the same RBF protocol (C = 10, the value both N = 255 scans chose).
+OMP_NUM_THREADS=1 python $B/rbf_full.py runs/t1-conv-fashion-N1-e2/model-epoch002.safetensors --C 10
+OMP_NUM_THREADS=1 python $B/rbf_full.py runs/t1-conv-mnist-N1-e2/model-epoch002.safetensors --C 10
