@@ -28,11 +28,10 @@ from pathlib import Path
 import numpy as np
 import torch
 from rows import append_rows, command_line
-from sklearn.model_selection import train_test_split
 
 from rbmcli.checkpoint import load_model
 from rbmcli.evaluate import EvalOptions, _data
-from rbmcli.svm import extract_features, scan_c
+from rbmcli.svm import extract_features, scan_c, validation_split
 
 GRIDS = {"linear": (0.01, 0.03, 0.1), "nystroem": (1.0, 3.0, 10.0, 30.0), "rbf": (1.0, 10.0)}
 RECIPE_KEYS = ("arch", "visible_units", "hidden_units", "lr", "lr_decay", "negatives", "mode", "sparsity",
@@ -58,20 +57,20 @@ def parse_features(spec: str, n_layers: int) -> list[list[tuple[int, int]]]:
 
 
 @torch.inference_mode()
-def layer_features(dbn, images, visible_units_n: int, sets, batch_size: int = 512) -> list[np.ndarray]:
-    """One upward mean pass; for each set, its layers' (pooled) mean activities concatenated, (n, D)."""
-    out = [[] for _ in sets]
+def layer_features(dbn, images, visible_units_n: int, tokens: list[tuple[int, int]], batch_size: int = 512) -> np.ndarray:
+    """Mean activities of the layers in tokens [(layer, pool), ...], each average-pooled pool×pool
+    when pool > 1, flattened and concatenated: (n, D). One upward pass, as high as needed."""
+    top = max(j for j, _ in tokens)
+    out = []
     for start in range(0, len(images), batch_size):
         v = torch.as_tensor(images[start:start + batch_size]).float() * (visible_units_n / 255.0)
         acts = []
-        for layer in dbn.layers:
+        for layer in dbn.layers[:top + 1]:
             v = layer.hidden_mean(layer.flatten_input(v))
             acts.append(v)
-        for i, tokens in enumerate(sets):
-            parts = [(torch.nn.functional.avg_pool2d(acts[j], p, ceil_mode=True) if p > 1 else acts[j]).flatten(1)
-                     for j, p in tokens]
-            out[i].append(torch.cat(parts, 1).numpy())
-    return [np.concatenate(o) for o in out]
+        out.append(torch.cat([(torch.nn.functional.avg_pool2d(acts[j], p, ceil_mode=True) if p > 1 else acts[j]).flatten(1)
+                              for j, p in tokens], 1).numpy())
+    return np.concatenate(out)
 
 
 def main() -> None:
@@ -96,22 +95,22 @@ def main() -> None:
         n_v = dbn.specs[0].visible_units.n
         sets = zip(args.features.split(";"), parse_features(args.features, len(dbn.layers)))
         # one feature set in memory at a time (60k × 11,712 float32 is 2.8 GB; all six sets at once were OOM-killed)
-        feature_sets = ((name, extract_features(dbn, ds.images, n_v, 512, "cpu") if name == "top"
-                         else layer_features(dbn, ds.images, n_v, [tokens])[0]) for name, tokens in sets)
-        for (features, x), kernel in ((fs, k) for fs in feature_sets for k in args.kernels.split(",")):
-            fx, vx, fy, vy = train_test_split(x, ds.labels.numpy(), test_size=0.1, stratify=ds.labels.numpy(),
-                                              random_state=0)  # the Table 1 protocol's split
+        for features, tokens in sets:
+            x = (extract_features(dbn, ds.images, n_v, 512, "cpu") if features == "top"
+                 else layer_features(dbn, ds.images, n_v, tokens))
+            fx, vx, fy, vy = validation_split(x, ds.labels.numpy())  # the Table 1 protocol's split
             fx, fy = fx[:args.fit], fy[:args.fit]
-            t0 = time.perf_counter()
-            _, scan = scan_c(fx, fy, vx, vy, kernel, GRIDS[kernel], landmarks=args.landmarks)
-            best = min(scan, key=lambda s: s["val_error_percent"])  # ties: the smallest C
-            row = {"run": str(args.run), "epoch": epoch, "recipe": recipe, "kernel": kernel,
-                   "features": features, "dimensions": int(x.shape[1]),
-                   "landmarks": args.landmarks if kernel == "nystroem" else None, "fit": len(fy),
-                   "val_error_percent": round(best["val_error_percent"], 3), "C": best["C"], "scan": scan,
-                   "seconds": round(time.perf_counter() - t0, 1), "command": command_line(), "date": str(date.today())}
-            print(json.dumps(row), flush=True)
-            append_rows("screen", [row])
+            for kernel in args.kernels.split(","):
+                t0 = time.perf_counter()
+                _, scan = scan_c(fx, fy, vx, vy, kernel, GRIDS[kernel], landmarks=args.landmarks)
+                best = min(scan, key=lambda s: s["val_error_percent"])  # ties: the smallest C
+                row = {"run": str(args.run), "epoch": epoch, "recipe": recipe, "kernel": kernel,
+                       "features": features, "dimensions": int(x.shape[1]),
+                       "landmarks": args.landmarks if kernel == "nystroem" else None, "fit": len(fy),
+                       "val_error_percent": round(best["val_error_percent"], 3), "C": best["C"], "scan": scan,
+                       "seconds": round(time.perf_counter() - t0, 1), "command": command_line(), "date": str(date.today())}
+                print(json.dumps(row), flush=True)
+                append_rows("screen", [row])
 
 
 if __name__ == "__main__":

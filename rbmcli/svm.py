@@ -112,6 +112,12 @@ def scan_c(fit_x, fit_y, val_x, val_y, kernel: str, c_grid, seed: int = 0, max_i
     return models, scan
 
 
+def validation_split(x, y, fraction: float = 0.1, seed: int = 0):
+    """The Table 1 protocol's split of the training set: stratified, seeded →
+    (fit_x, val_x, fit_y, val_y), with `fraction` of the images in the validation part."""
+    return train_test_split(x, y, test_size=fraction, stratify=y, random_state=seed)
+
+
 def svm_error(train_x, train_y, test_x, test_y, kernel: str = "linear", c_grid=None,
               val_fraction: float = 0.1, seed: int = 0, max_iter: int = 300, patience: int = 0,
               landmarks: int = NYSTROEM_LANDMARKS, progress: Callable[[int, int], None] | None = None) -> SvmResult:
@@ -131,8 +137,7 @@ def svm_error(train_x, train_y, test_x, test_y, kernel: str = "linear", c_grid=N
     start = time.perf_counter()
     train_x, test_x = np.asarray(train_x), np.asarray(test_x)
     train_y, test_y = np.asarray(train_y), np.asarray(test_y)
-    fit_x, val_x, fit_y, val_y = train_test_split(train_x, train_y, test_size=val_fraction,
-                                                  stratify=train_y, random_state=seed)
+    fit_x, val_x, fit_y, val_y = validation_split(train_x, train_y, val_fraction, seed)
     models, scan = scan_c(fit_x, fit_y, val_x, val_y, kernel, c_grid, seed, max_iter, landmarks, patience,
                           None if progress is None else lambda done: progress(done, len(c_grid) + 1))
     val_errors = [row["val_error_percent"] for row in scan]
