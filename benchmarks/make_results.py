@@ -128,7 +128,7 @@ def screen() -> str:
 
 
 def rbf_full() -> str:
-    rows = [[r["dataset"], r["units_N"], r["checkpoint"], r["fit"], r["features"],
+    rows = [[r["dataset"], r["units_N"] or "–", r["checkpoint"], r["fit"], r["features"],
              ", ".join(("" if s.get("gamma_factor", 1) == 1 else f"γ×{s['gamma_factor']:g} ") + f"{s['C']:g}: {s['val_error_percent']:.2f}"
                        for s in r["scan"]), f"{r['C']:g}" + ("" if r.get("gamma_factor", 1) == 1 else f", γ×{r['gamma_factor']:g}"),
              f"{r['val_error_percent']:.2f} %", f"**{r['svm_error_percent']:.2f} %**", r["n_support"],
@@ -136,6 +136,16 @@ def rbf_full() -> str:
     return markdown("RBF-kernel SVM (libsvm) on the full training split: top features, C chosen on validation",
                     ["dataset", "N", "checkpoint", "fit images", "features", "scan (C: validation error %)", "C",
                      "validation error", "test error", "support vectors", "SVM time", "command"], rows)
+
+
+def rbf_ensemble() -> str:
+    rows = [[r["dataset"], r["units_N"], r["epoch"], len(r["members"]),
+             ", ".join(f"{m['val_error_percent']:.2f} / {m['svm_error_percent']:.2f}" for m in r["members"]),
+             f"{r['val_error_percent']:.2f} %", f"**{r['svm_error_percent']:.2f} %**", f"{r['seconds']:.0f} s",
+             f"`{r['command']}`"] for r in load("rbf_ensemble")]
+    return markdown("RBF SVMs of several DBNs (seeds) voting together: one-vs-one decision values summed",
+                    ["dataset", "N", "epoch", "DBNs", "each DBN alone (validation / test error %)",
+                     "ensemble validation error", "ensemble test error", "SVM time (all members)", "command"], rows)
 
 
 def plot_learning_curves() -> None:
@@ -170,7 +180,7 @@ def plot_learning_curves() -> None:
 
 def main() -> None:
     plot_learning_curves()
-    body = "\n\n".join([table1(), learning_curves(), rbf_full(), screen(), peers(), loglik(), loglik_check(), fid(), ablations()])
+    body = "\n\n".join([table1(), learning_curves(), rbf_full(), rbf_ensemble(), screen(), peers(), loglik(), loglik_check(), fid(), ablations()])
     text = DOC.read_text() if DOC.is_file() else f"# Results\n\n{START}\n{END}\n"
     head, rest = text.split(START, 1)
     tail = rest.split(END, 1)[1]

@@ -14,6 +14,16 @@ refits). Rows go to benchmarks/results/rbf_full.json: {checkpoint, dataset, unit
 fit, val_error_percent, svm_error_percent, n_support, scan: [{C, val_error_percent, n_support,
 fit_seconds}], seconds, command, date}; and, when benchmarks/results/table1.json already holds
 the run's linear-SVM row (its `rbm train` command), a Table 1 row for the RBF protocol.
+
+Several checkpoints make an ensemble:
+
+    python benchmarks/rbf_full.py runs/a/model-epoch002.safetensors runs/b/model-epoch002.safetensors --C 10
+
+each gets its own SVM as above (its validation and test one-vs-one decision values are cached
+next to the checkpoint, so members fit in separate processes are combined without refitting),
+then the members' decision values are summed and voted (rbmcli.svm.ovo_vote); a row goes to
+benchmarks/results/rbf_ensemble.json and one to table1.json. `pixels:mnist` in place of a
+checkpoint is the raw-pixel peer (pixels / 255, same protocol; a row goes to peers.json).
 """
 
 from __future__ import annotations
@@ -24,6 +34,7 @@ import time
 from datetime import date
 from pathlib import Path
 
+import numpy as np
 from joblib import Parallel, delayed
 from rows import RESULTS, append_rows, command_line
 from sklearn.pipeline import make_pipeline
@@ -31,18 +42,20 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
 from rbmcli.checkpoint import load_model
+from rbmcli.data import load_dataset
 from rbmcli.evaluate import EvalOptions, _data
-from rbmcli.svm import extract_features, validation_split
+from rbmcli.svm import extract_features, ovo_vote, validation_split
 
-PROTOCOL = "libsvm RBF (γ = %s/D, standardised), %s on validation from {%s}, fit on 54k, no refit"
+PROTOCOL = "libsvm RBF (γ = %s), %s on validation from {%s}, fit on 54k, no refit"
 
 
 def protocol(row: dict) -> str:
     """'libsvm RBF (γ = 1/D, …), C on validation from {3, 10, 30} …', or '(γ, C) … from {(0.5, 10), …}'."""
     gammas = {s.get("gamma_factor", 1.0) for s in row["scan"]}
+    width = "%s/D, standardised" if row.get("scaling", "standard") == "standard" else "%s/(D·var), unscaled"
     if len(gammas) == 1:
-        return PROTOCOL % (f"{gammas.pop():g}", "C", ", ".join(f"{s['C']:g}" for s in row["scan"]))
-    return PROTOCOL % (f"{row['gamma_factor']:g}", "(γ factor, C)",
+        return PROTOCOL % (width % f"{gammas.pop():g}", "C", ", ".join(f"{s['C']:g}" for s in row["scan"]))
+    return PROTOCOL % (width % f"{row['gamma_factor']:g}", "(γ factor, C)",
                        ", ".join(f"({s['gamma_factor']:g}, {s['C']:g})" for s in row["scan"]))
 
 
@@ -55,8 +68,7 @@ def table1_row(row: dict, checkpoint: Path) -> dict | None:
     if train_cmd is None:
         return None
     config = json.loads((run / "config.json").read_text())
-    metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
-    train_s = sum(m["seconds"] for m in metrics if m["epoch"] <= row["epoch"])
+    train_s = train_seconds(run, row["epoch"])
     return {"dataset": row["dataset"], "units_N": row["units_N"], "svm_error_percent": row["svm_error_percent"],
             "epochs": row["epoch"], "wall_seconds": round(train_s + row["seconds"], 1), "train_seconds": round(train_s, 1),
             **{k: config.get(k) for k in ("arch", "lr", "lr_decay", "mode", "negatives", "activation")}, "tag": "rbf",
@@ -67,54 +79,161 @@ def table1_row(row: dict, checkpoint: Path) -> dict | None:
             "command": f"{train_cmd} && {row['command']}"}
 
 
-def fit_one(fx, fy, vx, vy, c: float, gamma: float, cache_mb: float):
+def train_seconds(run: Path, epoch: int) -> float:
+    """Training wall time of a run folder up to `epoch` (its metrics.jsonl)."""
+    metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    return sum(m["seconds"] for m in metrics if m["epoch"] <= epoch)
+
+
+def train_command(run: Path, epoch: int) -> str:
+    """The `rbm train` command of a run: its Table 1 linear row's when there is one, else one
+    spelled out from the run's config.json (every flag that differs between the seeds' runs)."""
+    table = json.loads((RESULTS / "table1.json").read_text())
+    known = next((r["command"].split(" && ")[0] for r in table if f"--out {run} " in r["command"] + " "), None)
+    if known is not None:
+        return known
+    c = json.loads((run / "config.json").read_text())
+    return (f"OMP_NUM_THREADS=1 rbm train --dataset {c['dataset']} --arch {c['arch']} --visible-units {c['visible_units']} "
+            f"--hidden-units {c['hidden_units']} --lr {c['lr']:g} --seed {c['seed']} --epochs {epoch} --keep 10 "
+            f"--device cpu --out {run}")
+
+
+def ensemble_table1_row(row: dict) -> dict:
+    """The Table 1 row of an ensemble: every member's training command and time, the SVMs' time."""
+    runs = [Path(c).parent for c in row["checkpoints"]]
+    config = json.loads((runs[0] / "config.json").read_text())
+    train_s = sum(train_seconds(r, row["epoch"]) for r in runs)
+    return {"dataset": row["dataset"], "units_N": row["units_N"], "svm_error_percent": row["svm_error_percent"],
+            "epochs": row["epoch"], "wall_seconds": round(train_s + row["seconds"], 1), "train_seconds": round(train_s, 1),
+            **{k: config.get(k) for k in ("lr", "lr_decay", "mode", "negatives", "activation")},
+            "arch": f"{config['arch']} × {len(runs)} seeds", "tag": "rbf-ensemble",
+            "svm": {"dataset": row["dataset"], "kernel": "rbf", "C": row["members"][0]["C"],
+                    "val_error_percent": row["val_error_percent"], "n_train": row["fit"], "n_test": 10_000,
+                    "features": row["features"]},
+            "date": row["date"], "machine": "x86_64 2-core CPU (AMD EPYC), 1 thread per job, two jobs at once",
+            "svm_protocol": f"{len(runs)} libsvm RBF SVMs (one per DBN, γ = 1/D, standardised, C on validation, fit on 54k), "
+                            "one-vs-one decision values summed, then voted",
+            "command": " && ".join([train_command(r, row["epoch"]) for r in runs] + [row["command"]])}
+
+
+def fit_one(fx, fy, vx, vy, c: float, gamma: float, cache_mb: float, standardise: bool = True):
     """One standardised RBF SVM fit on the fit part → (model, {C, val_error_percent, n_support, fit_seconds})."""
     t0 = time.perf_counter()
-    svm = make_pipeline(StandardScaler(), SVC(C=c, kernel="rbf", gamma=gamma, cache_size=cache_mb)).fit(fx, fy)
+    steps = [StandardScaler()] if standardise else []  # "none": the features as they are, one γ for all
+    svm = make_pipeline(*steps, SVC(C=c, kernel="rbf", gamma=gamma, cache_size=cache_mb)).fit(fx, fy)
     return svm, {"C": c, "val_error_percent": round(100.0 * float((svm.predict(vx) != vy).mean()), 3),
                  "n_support": int(svm[-1].n_support_.sum()), "fit_seconds": round(time.perf_counter() - t0, 1)}
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("checkpoint", type=Path)
-    ap.add_argument("--C", required=True, help="comma-separated C values, chosen among on validation")
-    ap.add_argument("--cache-mb", type=float, default=4000.0, help="libsvm kernel cache")
-    ap.add_argument("--gamma-factor", default="1",
-                    help="comma-separated; γ = factor × scikit-learn's 'scale' γ, 1/(D·var) of the standardised fit features")
-    ap.add_argument("--jobs", type=int, default=1, help="fits run at once (libsvm uses one core each)")
-    args = ap.parse_args()
-    dbn, info = load_model(args.checkpoint)
-    dbn.eval()
-    n_v, opts = dbn.specs[0].visible_units.n, EvalOptions(svm=True)
+def member(checkpoint: Path, args) -> tuple[dict, dict, bool]:
+    """One checkpoint's RBF SVM: scan, choice on validation, one-vs-one decision values of the
+    chosen SVM on the validation and test images → (row, arrays, fresh). The arrays (val/test
+    decisions and labels) are cached next to the checkpoint, keyed by the C and γ grids, so an
+    ensemble of members fit in separate processes is combined without refitting."""
+    pixels, source = str(checkpoint).startswith("pixels:"), str(checkpoint)  # the peer: raw pixels / 255
+    if pixels:
+        checkpoint = Path("runs") / f"pixels-{str(checkpoint)[7:]}" / "pixels"
+        checkpoint.parent.mkdir(parents=True, exist_ok=True)
+    tag = "" if args.scaling == "standard" else f"-s{args.scaling}"
+    cache = checkpoint.with_name(f"rbf-{checkpoint.stem}-C{args.C.replace(',', '_')}-g{args.gamma_factor.replace(',', '_')}{tag}.npz")
+    if cache.is_file():
+        with np.load(cache, allow_pickle=False) as z:
+            return json.loads(str(z["row"])), {k: z[k] for k in ("val_dec", "test_dec", "val_y", "test_y")}, False
     feats = {}
-    for split in ("train", "test"):
-        ds, name = _data(info, opts, split, None)
-        feats[split] = (extract_features(dbn, ds.images, n_v, 512, "cpu"), ds.labels.numpy())
+    if pixels:
+        name, info = checkpoint.parent.name[7:], {"config": {"visible_units": None}}
+        for split in ("train", "test"):
+            ds = load_dataset(name, split)
+            feats[split] = (ds.images.reshape(len(ds.images), -1).numpy().astype(np.float32) / 255.0, ds.labels.numpy())
+    else:
+        dbn, info = load_model(checkpoint)
+        dbn.eval()
+        n_v, opts = dbn.specs[0].visible_units.n, EvalOptions(svm=True)
+        for split in ("train", "test"):
+            ds, name = _data(info, opts, split, None)
+            feats[split] = (extract_features(dbn, ds.images, n_v, 512, "cpu"), ds.labels.numpy())
     (x, y), (tx, ty) = feats["train"], feats["test"]
     fx, vx, fy, vy = validation_split(x, y)  # the Table 1 protocol's split
     start = time.perf_counter()
-    scale = 1.0 / (fx.shape[1] * StandardScaler().fit_transform(fx).var())  # scikit-learn's 'scale' γ
+    standardise = args.scaling == "standard"
+    scale = 1.0 / (fx.shape[1] * (StandardScaler().fit_transform(fx) if standardise else fx).var())  # scikit-learn's 'scale' γ
     grid = [(g, c) for g in sorted(float(v) for v in args.gamma_factor.split(","))
             for c in sorted(float(v) for v in args.C.split(","))]
-    fitted = Parallel(n_jobs=args.jobs)(delayed(fit_one)(fx, fy, vx, vy, c, g * scale, args.cache_mb) for g, c in grid)
+    fitted = Parallel(n_jobs=args.jobs)(delayed(fit_one)(fx, fy, vx, vy, c, g * scale, args.cache_mb, standardise) for g, c in grid)
     models = [m for m, _ in fitted]
     scan = [{"gamma_factor": g, **r} for (g, _), (_, r) in zip(grid, fitted)]
     for r in scan:
         print(json.dumps(r), flush=True)
     best = min(range(len(scan)), key=lambda i: scan[i]["val_error_percent"])  # ties: the first (smallest γ, then C)
-    test_err = 100.0 * float((models[best].predict(tx) != ty).mean())
+    chosen = models[best]
+    chosen[-1].decision_function_shape = "ovo"
+    arrays = {"val_dec": chosen.decision_function(vx), "test_dec": chosen.decision_function(tx), "val_y": vy, "test_y": ty}
+    test_err = 100.0 * float((ovo_vote(arrays["test_dec"], len(chosen.classes_)) != ty).mean())  # = predict's error
     cfg = info["config"]
-    row = {"checkpoint": str(args.checkpoint), "dataset": name, "units_N": cfg.get("visible_units"),
-           "epoch": int(info.get("epoch", 0)), "C": scan[best]["C"], "gamma_factor": scan[best]["gamma_factor"], "fit": len(fy), "features": int(x.shape[1]),
+    row = {"checkpoint": source, "dataset": name, "units_N": cfg.get("visible_units"),
+           "epoch": int(info.get("epoch", 0)), "scaling": args.scaling, "C": scan[best]["C"], "gamma_factor": scan[best]["gamma_factor"], "fit": len(fy), "features": int(x.shape[1]),
            "val_error_percent": scan[best]["val_error_percent"], "svm_error_percent": round(test_err, 3),
            "n_support": scan[best]["n_support"], "scan": scan, "seconds": round(time.perf_counter() - start, 1),
            "command": command_line(), "date": str(date.today())}
-    print(json.dumps(row), flush=True)
-    append_rows("rbf_full", [row])
-    t1 = table1_row(row, args.checkpoint)
-    if t1 is not None:
-        append_rows("table1", [t1])
+    np.savez(cache, row=np.array(json.dumps(row)), **arrays)
+    return row, arrays, True
+
+
+def ensemble_row(members: list[tuple[dict, dict]], checkpoints: list[Path], command: str) -> dict:
+    """Several DBNs' RBF SVMs voting together: their one-vs-one decision values summed, then
+    the libsvm vote (rbmcli.svm.ovo_vote); error on validation and test for the whole ensemble."""
+    (first, a0), n_cls = members[0], int(members[0][1]["test_y"].max()) + 1
+    for _, a in members[1:]:
+        if not (np.array_equal(a["val_y"], a0["val_y"]) and np.array_equal(a["test_y"], a0["test_y"])):
+            raise SystemExit("ensemble members were not scored on the same validation and test images")
+
+    def err(part: str) -> float:
+        votes = ovo_vote(sum(a[f"{part}_dec"] for _, a in members), n_cls)
+        return round(100.0 * float((votes != a0[f"{part}_y"]).mean()), 3)
+
+    return {"checkpoints": [str(c) for c in checkpoints], "dataset": first["dataset"], "units_N": first["units_N"],
+            "epoch": first["epoch"], "members": [{k: r[k] for k in ("checkpoint", "C", "gamma_factor", "val_error_percent",
+                                                                    "svm_error_percent", "n_support", "seconds")} for r, _ in members],
+            "val_error_percent": err("val"), "svm_error_percent": err("test"), "fit": first["fit"],
+            "features": first["features"], "seconds": round(sum(r["seconds"] for r, _ in members), 1),
+            "command": command, "date": str(date.today())}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("checkpoints", type=Path, nargs="+",
+                    help="one checkpoint, or several (an ensemble: their SVMs' decision values are summed); "
+                         "pixels:DATASET for the raw-pixel peer (pixels / 255, standardised)")
+    ap.add_argument("--C", required=True, help="comma-separated C values, chosen among on validation")
+    ap.add_argument("--cache-mb", type=float, default=4000.0, help="libsvm kernel cache")
+    ap.add_argument("--gamma-factor", default="1",
+                    help="comma-separated; γ = factor × scikit-learn's 'scale' γ, 1/(D·var) of the standardised fit features")
+    ap.add_argument("--jobs", type=int, default=1, help="fits run at once (libsvm uses one core each)")
+    ap.add_argument("--scaling", choices=("standard", "none"), default="standard",
+                    help="standard: every feature to zero mean, unit variance (the Table 1 protocol); "
+                         "none: the features as they are (pixels / 255, f(x)), γ = 1/(D·var) over all of them")
+    args = ap.parse_args()
+    members = []
+    for checkpoint in args.checkpoints:
+        row, arrays, fresh = member(checkpoint, args)
+        members.append((row, arrays))
+        print(json.dumps(row), flush=True)
+        if fresh:
+            append_rows("rbf_full", [row])
+            if row["checkpoint"].startswith("pixels:"):
+                append_rows("peers", [{"model": f"raw pixels + RBF SVM ({'standardised' if args.scaling == 'standard' else 'unscaled, pixels / 255'})", "svm_error_percent": row["svm_error_percent"],
+                                       "C": row["C"], "seconds": row["seconds"], "dataset": row["dataset"],
+                                       "n_train": row["fit"], "n_test": 10_000, "date": row["date"],
+                                       "svm_protocol": protocol(row), "command": row["command"]}])
+                continue
+            t1 = table1_row(row, checkpoint)
+            if t1 is not None:
+                append_rows("table1", [t1])
+    if len(members) > 1:
+        row = ensemble_row(members, args.checkpoints, command_line())
+        print(json.dumps(row), flush=True)
+        append_rows("rbf_ensemble", [row])
+        append_rows("table1", [ensemble_table1_row(row)])
 
 
 if __name__ == "__main__":

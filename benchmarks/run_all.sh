@@ -116,3 +116,15 @@ OMP_NUM_THREADS=1 python $B/rbf_full.py runs/t1-conv-mnist-N255-e2/model-epoch00
 # N = 1 checkpoints under the same RBF protocol (C = 10, the value both N = 255 scans chose).
 OMP_NUM_THREADS=1 python $B/rbf_full.py runs/t1-conv-fashion-N1-e2/model-epoch002.safetensors --C 10
 OMP_NUM_THREADS=1 python $B/rbf_full.py runs/t1-conv-mnist-N1-e2/model-epoch002.safetensors --C 10
+# Several seeds of the same recipe, each with its RBF SVM (C = 10), then voting together (one-vs-one
+# decision values summed; each member's decisions are cached next to its checkpoint, so members fit
+# in separate processes are combined without refitting).
+C="--dataset mnist --arch paper-classify --keep 10 --device cpu"
+for s in 2 3; do OMP_NUM_THREADS=1 rbm train $C --seed $s --epochs 2 --out runs/ens-mnist-seed$s; done
+for r in scr-seed1 ens-mnist-seed2 ens-mnist-seed3; do OMP_NUM_THREADS=1 python $B/rbf_full.py runs/$r/model-epoch002.safetensors --C 10; done
+OMP_NUM_THREADS=1 python $B/rbf_full.py runs/t1-conv-mnist-N255-e2/model-epoch002.safetensors runs/scr-seed1/model-epoch002.safetensors --C 10
+OMP_NUM_THREADS=1 python $B/rbf_full.py runs/t1-conv-mnist-N255-e2/model-epoch002.safetensors runs/scr-seed1/model-epoch002.safetensors runs/ens-mnist-seed2/model-epoch002.safetensors runs/ens-mnist-seed3/model-epoch002.safetensors --C 10
+OMP_NUM_THREADS=1 python $B/rbf_full.py pixels:mnist --C 3,10,30   # the raw-pixel peer under the same RBF protocol
+# Unscaled features (no per-feature standardisation; one γ = 1/(D·var) for all), features and pixels.
+OMP_NUM_THREADS=1 python $B/rbf_full.py runs/t1-conv-mnist-N255-e2/model-epoch002.safetensors --C 10 --scaling none
+OMP_NUM_THREADS=1 python $B/rbf_full.py pixels:mnist --C 10,30 --scaling none

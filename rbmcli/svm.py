@@ -118,6 +118,24 @@ def validation_split(x, y, fraction: float = 0.1, seed: int = 0):
     return train_test_split(x, y, test_size=fraction, stratify=y, random_state=seed)
 
 
+def ovo_vote(decisions: np.ndarray, n_classes: int) -> np.ndarray:
+    """Classes elected by one-vs-one decision values: (n, K(K-1)/2) → (n,) class indices.
+
+    Column k holds pair (i, j), i < j, in libsvm's order (0,1), (0,2), …, (0,K-1), (1,2), …
+    (scikit-learn's `SVC(decision_function_shape="ovo")`); a value > 0 is a vote for i, else
+    for j. The class with the most votes wins, ties to the lower index, as libsvm's predict.
+    Summing the decision values of several SVMs before the vote makes them one ensemble."""
+    votes = np.zeros((decisions.shape[0], n_classes), dtype=np.int64)
+    pairs = [(i, j) for i in range(n_classes) for j in range(i + 1, n_classes)]
+    if decisions.shape[1] != len(pairs):
+        raise RbmError(f"{decisions.shape[1]} decision columns do not make the pairs of {n_classes} classes")
+    for k, (i, j) in enumerate(pairs):
+        wins_i = decisions[:, k] > 0
+        votes[wins_i, i] += 1
+        votes[~wins_i, j] += 1
+    return votes.argmax(axis=1)
+
+
 def svm_error(train_x, train_y, test_x, test_y, kernel: str = "linear", c_grid=None,
               val_fraction: float = 0.1, seed: int = 0, max_iter: int = 300, patience: int = 0,
               landmarks: int = NYSTROEM_LANDMARKS, progress: Callable[[int, int], None] | None = None) -> SvmResult:

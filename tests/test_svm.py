@@ -6,7 +6,7 @@ import torch
 
 from rbmcli.dbn import DBN, build_specs
 from rbmcli.errors import RbmError
-from rbmcli.svm import extract_features, svm_error
+from rbmcli.svm import extract_features, ovo_vote, svm_error
 from rbmcli.units import Units
 
 
@@ -46,6 +46,28 @@ def test_c_is_chosen_without_the_test_set():
     assert a.test_error_percent == pytest.approx(100.0 - b.test_error_percent)
     with pytest.raises(RbmError):
         svm_error(xtr, ytr, xte, yte, kernel="poly")
+
+
+def test_ovo_vote_is_libsvm_predict():
+    """The vote over one-vs-one decision values elects what libsvm's predict elects, on
+    overlapping classes where votes split; a wrong pair order or sign fails it loudly."""
+    from sklearn.svm import SVC
+
+    rng = np.random.default_rng(5)
+    k, d = 5, 7
+    centres = rng.normal(scale=0.8, size=(k, d))
+    y = np.arange(700) % k
+    x = centres[y] + rng.normal(size=(700, d))
+    svm = SVC(C=3.0, decision_function_shape="ovo").fit(x[:400], y[:400])
+    dec = svm.decision_function(x[400:])
+    assert dec.shape == (300, k * (k - 1) // 2)
+    predicted = svm.predict(x[400:])
+    assert 0.1 < (predicted != y[400:]).mean() < 0.6  # classes overlap: the vote is not trivial
+    np.testing.assert_array_equal(ovo_vote(dec, k), predicted)
+    np.testing.assert_array_equal(ovo_vote(3.0 * dec, k), predicted)  # a sum of equal members changes nothing
+    assert (ovo_vote(-dec, k) != predicted).mean() > 0.5
+    with pytest.raises(RbmError):
+        ovo_vote(dec[:, :7], k)
 
 
 def _dbn(arch, shape, n_v):
