@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import time
 from datetime import date
 from pathlib import Path
@@ -64,9 +65,9 @@ def table1_row(row: dict, checkpoint: Path) -> dict | None:
     command from the run's linear-SVM row in table1.json (None when there is none)."""
     run = checkpoint.parent
     table = json.loads((RESULTS / "table1.json").read_text())
-    train_cmd = next((r["command"].split(" && ")[0] for r in table if f"--out {run}" in r["command"]), None)
-    if train_cmd is None:
+    if not any(f"--out {run} " in r["command"] + " " for r in table):
         return None
+    train_cmd = train_command(run, row["epoch"])
     config = json.loads((run / "config.json").read_text())
     train_s = train_seconds(run, row["epoch"])
     return {"dataset": row["dataset"], "units_N": row["units_N"], "svm_error_percent": row["svm_error_percent"],
@@ -90,8 +91,8 @@ def train_command(run: Path, epoch: int) -> str:
     spelled out from the run's config.json (every flag that differs between the seeds' runs)."""
     table = json.loads((RESULTS / "table1.json").read_text())
     known = next((r["command"].split(" && ")[0] for r in table if f"--out {run} " in r["command"] + " "), None)
-    if known is not None:
-        return known
+    if known is not None:  # the same run trained to `epoch` (constant rate: the same checkpoint as a resume)
+        return re.sub(r"--epochs \d+", f"--epochs {epoch}", known)
     c = json.loads((run / "config.json").read_text())
     return (f"OMP_NUM_THREADS=1 rbm train --dataset {c['dataset']} --arch {c['arch']} --visible-units {c['visible_units']} "
             f"--hidden-units {c['hidden_units']} --lr {c['lr']:g} --seed {c['seed']} --epochs {epoch} --keep 10 "
