@@ -60,24 +60,10 @@ def protocol(row: dict) -> str:
                        ", ".join(f"({s['gamma_factor']:g}, {s['C']:g})" for s in row["scan"]))
 
 
-def table1_row(row: dict, checkpoint: Path) -> dict | None:
-    """The Table 1 row of this RBF result: training facts from the run folder, the training
-    command from the run's linear-SVM row in table1.json (None when there is none)."""
-    run = checkpoint.parent
+def linear_train_command(run: Path) -> str | None:
+    """The `rbm train` command of the run's linear-SVM row in table1.json, None when it has none."""
     table = json.loads((RESULTS / "table1.json").read_text())
-    if not any(f"--out {run} " in r["command"] + " " for r in table):
-        return None
-    train_cmd = train_command(run, row["epoch"])
-    config = json.loads((run / "config.json").read_text())
-    train_s = train_seconds(run, row["epoch"])
-    return {"dataset": row["dataset"], "units_N": row["units_N"], "svm_error_percent": row["svm_error_percent"],
-            "epochs": row["epoch"], "wall_seconds": round(train_s + row["seconds"], 1), "train_seconds": round(train_s, 1),
-            **{k: config.get(k) for k in ("arch", "lr", "lr_decay", "mode", "negatives", "activation")}, "tag": "rbf",
-            "svm": {"dataset": row["dataset"], "kernel": "rbf", "C": row["C"], "val_error_percent": row["val_error_percent"],
-                    "n_train": row["fit"], "n_test": 10_000, "features": row["features"]},
-            "date": row["date"], "machine": "x86_64 2-core CPU (AMD EPYC), 1 thread per job, two jobs at once",
-            "svm_protocol": protocol(row),
-            "command": f"{train_cmd} && {row['command']}"}
+    return next((r["command"].split(" && ")[0] for r in table if f"--out {run} " in r["command"] + " "), None)
 
 
 def train_seconds(run: Path, epoch: int) -> float:
@@ -89,8 +75,7 @@ def train_seconds(run: Path, epoch: int) -> float:
 def train_command(run: Path, epoch: int) -> str:
     """The `rbm train` command of a run: its Table 1 linear row's when there is one, else one
     spelled out from the run's config.json (every flag that differs between the seeds' runs)."""
-    table = json.loads((RESULTS / "table1.json").read_text())
-    known = next((r["command"].split(" && ")[0] for r in table if f"--out {run} " in r["command"] + " "), None)
+    known = linear_train_command(run)
     if known is not None:  # the same run trained to `epoch` (constant rate: the same checkpoint as a resume)
         return re.sub(r"--epochs \d+", f"--epochs {epoch}", known)
     c = json.loads((run / "config.json").read_text())
@@ -99,26 +84,41 @@ def train_command(run: Path, epoch: int) -> str:
             f"--device cpu --out {run}")
 
 
-def ensemble_table1_row(row: dict) -> dict:
-    """The Table 1 row of an ensemble: every member's training command and time, the SVMs' time."""
-    runs = [Path(c).parent for c in row["checkpoints"]]
+def table1_entry(row: dict, runs: list[Path], c: float, svm_protocol: str, tag: str) -> dict:
+    """A Table 1 row for an RBF result over the DBNs of `runs`: their training commands and times
+    (to the row's epoch), the recipe from the first run's config.json, then the SVM command."""
     config = json.loads((runs[0] / "config.json").read_text())
     train_s = sum(train_seconds(r, row["epoch"]) for r in runs)
     return {"dataset": row["dataset"], "units_N": row["units_N"], "svm_error_percent": row["svm_error_percent"],
             "epochs": row["epoch"], "wall_seconds": round(train_s + row["seconds"], 1), "train_seconds": round(train_s, 1),
-            **{k: config.get(k) for k in ("lr", "lr_decay", "mode", "negatives", "activation")},
-            "arch": f"{config['arch']} × {len(runs)} seeds", "tag": "rbf-ensemble",
-            "svm": {"dataset": row["dataset"], "kernel": "rbf", "C": row["members"][0]["C"],
-                    "val_error_percent": row["val_error_percent"], "n_train": row["fit"], "n_test": 10_000,
-                    "features": row["features"]},
+            **{k: config.get(k) for k in ("arch", "lr", "lr_decay", "mode", "negatives", "activation")},
+            **({"arch": f"{config['arch']} × {len(runs)} seeds"} if len(runs) > 1 else {}), "tag": tag,
+            "svm": {"dataset": row["dataset"], "kernel": "rbf", "C": c, "val_error_percent": row["val_error_percent"],
+                    "n_train": row["fit"], "n_test": 10_000, "features": row["features"]},
             "date": row["date"], "machine": "x86_64 2-core CPU (AMD EPYC), 1 thread per job, two jobs at once",
-            "svm_protocol": f"{len(runs)} libsvm RBF SVMs (one per DBN, γ = 1/D, standardised, C on validation, fit on 54k), "
-                            "one-vs-one decision values summed, then voted",
+            "svm_protocol": svm_protocol,
             "command": " && ".join([train_command(r, row["epoch"]) for r in runs] + [row["command"]])}
 
 
+def table1_row(row: dict, checkpoint: Path) -> dict | None:
+    """The Table 1 row of one checkpoint's RBF result; None when table1.json has no linear-SVM
+    row of its run (whose `rbm train` command the row names)."""
+    if linear_train_command(checkpoint.parent) is None:
+        return None
+    return table1_entry(row, [checkpoint.parent], row["C"], protocol(row), "rbf")
+
+
+def ensemble_table1_row(row: dict) -> dict:
+    """The Table 1 row of an ensemble: every member's training command and time, the SVMs' time."""
+    runs = [Path(c).parent for c in row["checkpoints"]]
+    return table1_entry(row, runs, row["members"][0]["C"],
+                        f"{len(runs)} libsvm RBF SVMs (one per DBN, γ = 1/D, standardised, C on validation, fit on 54k), "
+                        "one-vs-one decision values summed, then voted", "rbf-ensemble")
+
+
 def fit_one(fx, fy, vx, vy, c: float, gamma: float, cache_mb: float, standardise: bool = True):
-    """One standardised RBF SVM fit on the fit part → (model, {C, val_error_percent, n_support, fit_seconds})."""
+    """One RBF SVM fit on the fit part, standardised first unless told not to →
+    (model, {C, val_error_percent, n_support, fit_seconds})."""
     t0 = time.perf_counter()
     steps = [StandardScaler()] if standardise else []  # "none": the features as they are, one γ for all
     svm = make_pipeline(*steps, SVC(C=c, kernel="rbf", gamma=gamma, cache_size=cache_mb)).fit(fx, fy)
