@@ -143,43 +143,65 @@ def rbf_ensemble() -> str:
              ", ".join(f"{m['val_error_percent']:.2f} / {m['svm_error_percent']:.2f}" for m in r["members"]),
              f"{r['val_error_percent']:.2f} %", f"**{r['svm_error_percent']:.2f} %**", f"{r['seconds']:.0f} s",
              f"`{r['command']}`"] for r in load("rbf_ensemble")]
-    return markdown("RBF SVMs of several DBNs (seeds) voting together: one-vs-one decision values summed",
+    return markdown("RBF SVMs of several DBNs (seeds, or epochs of one run) voting together: one-vs-one decision values summed",
                     ["dataset", "N", "epoch", "DBNs", "each DBN alone (validation / test error %)",
                      "ensemble validation error", "ensemble test error", "SVM time (all members)", "command"], rows)
 
 
-def plot_learning_curves() -> None:
-    """docs/img/learning-curves.png: validation and test SVM error against epochs, one line per run."""
-    rows = load("learning_curves")
-    if not rows:
-        return
+def plot_curves(series: list[tuple[str, str, list[dict]]], ylabel: str, name: str) -> None:
+    """docs/img/<name>: test (solid) and validation (dashed) SVM error against epochs, one line
+    per (label, dataset, rows) of `series`, and the paper's N = 255 error of each dataset."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4))
-    for run in sorted({r["run"] for r in rows}):
-        pts = sorted((r["epoch"], r["val_error_percent"], r["svm_error_percent"]) for r in rows if r["run"] == run)
-        first = next(r for r in rows if r["run"] == run)
-        label = f"{first['dataset']} {first['arch']} lr {first.get('lr', 0.03):g} ({Path(run).name})"
+    for label, _, rows in series:
+        pts = sorted((r["epoch"], r["val_error_percent"], r["svm_error_percent"]) for r in rows)
         line, = ax.plot([p[0] for p in pts], [p[2] for p in pts], "o-", label=f"{label}: test")
         ax.plot([p[0] for p in pts], [p[1] for p in pts], "s--", color=line.get_color(), alpha=0.6, label="  validation")
-    paper = {d for d in (r["dataset"] for r in rows)}
-    for d in paper:
+    for d in sorted({d for _, d, _ in series}):
         ax.axhline(PAPER[(d, 255)], color="gray", lw=0.8, ls=":")
         ax.text(0.5, PAPER[(d, 255)], f" paper, {d} N=255", va="bottom", fontsize=7, color="gray")
     ax.set_xlabel("epoch")
-    ax.set_ylabel("linear-SVM error, %")
+    ax.set_ylabel(ylabel)
     ax.legend(fontsize=6)
     fig.tight_layout()
-    out = ROOT / "docs" / "img" / "learning-curves.png"
+    out = ROOT / "docs" / "img" / name
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=120)
 
 
+def plot_learning_curves() -> None:
+    """docs/img/learning-curves.png: linear-SVM error against epochs, one line per run."""
+    rows = load("learning_curves")
+    series = []
+    for run in sorted({r["run"] for r in rows}):
+        rs = [r for r in rows if r["run"] == run]
+        label = f"{rs[0]['dataset']} {rs[0]['arch']} lr {rs[0].get('lr', 0.03):g} ({Path(run).name})"
+        series.append((label, rs[0]["dataset"], rs))
+    if series:
+        plot_curves(series, "linear-SVM error, %", "learning-curves.png")
+
+
+def plot_rbf_curves() -> None:
+    """docs/img/learning-curves-rbf.png: exact RBF-SVM error against epochs, one line per run
+    folder with rows at three or more epochs (standardised features; an epoch measured twice,
+    in two runs of the same trajectory, shows both points)."""
+    runs: dict[str, list[dict]] = {}
+    for r in load("rbf_full"):
+        if not r["checkpoint"].startswith("pixels:") and r.get("scaling", "standard") == "standard":
+            runs.setdefault(str(Path(r["checkpoint"]).parent), []).append(r)
+    series = [(f"{rs[0]['dataset']} ({Path(run).name})", rs[0]["dataset"], rs)
+              for run, rs in sorted(runs.items()) if len({r["epoch"] for r in rs}) >= 3]
+    if series:
+        plot_curves(series, "RBF-SVM error, %", "learning-curves-rbf.png")
+
+
 def main() -> None:
     plot_learning_curves()
+    plot_rbf_curves()
     body = "\n\n".join([table1(), learning_curves(), rbf_full(), rbf_ensemble(), screen(), peers(), loglik(), loglik_check(), fid(), ablations()])
     text = DOC.read_text() if DOC.is_file() else f"# Results\n\n{START}\n{END}\n"
     head, rest = text.split(START, 1)

@@ -22,8 +22,10 @@ Several checkpoints make an ensemble:
 each gets its own SVM as above (its validation and test one-vs-one decision values are cached
 next to the checkpoint, so members fit in separate processes are combined without refitting),
 then the members' decision values are summed and voted (rbmcli.svm.ovo_vote); a row goes to
-benchmarks/results/rbf_ensemble.json and one to table1.json. `pixels:mnist` in place of a
-checkpoint is the raw-pixel peer (pixels / 255, same protocol; a row goes to peers.json).
+benchmarks/results/rbf_ensemble.json and one to table1.json. The checkpoints may be seeds (one
+run each) or snapshots of one run (several epochs; the run's training is counted once).
+`pixels:mnist` in place of a checkpoint is the raw-pixel peer (pixels / 255, same protocol; a
+row goes to peers.json).
 """
 
 from __future__ import annotations
@@ -84,15 +86,16 @@ def train_command(run: Path, epoch: int) -> str:
             f"--device cpu --out {run}")
 
 
-def table1_entry(row: dict, runs: list[Path], c: float, svm_protocol: str, tag: str) -> dict:
-    """A Table 1 row for an RBF result over the DBNs of `runs`: their training commands and times
-    (to the row's epoch), the recipe from the first run's config.json, then the SVM command."""
+def table1_entry(row: dict, runs: list[Path], c: float, svm_protocol: str, tag: str, arch_note: str = "") -> dict:
+    """A Table 1 row for an RBF result over the DBNs of `runs` (distinct run folders): their
+    training commands and times (to the row's epoch), the recipe from the first run's
+    config.json, then the SVM command."""
     config = json.loads((runs[0] / "config.json").read_text())
     train_s = sum(train_seconds(r, row["epoch"]) for r in runs)
     return {"dataset": row["dataset"], "units_N": row["units_N"], "svm_error_percent": row["svm_error_percent"],
             "epochs": row["epoch"], "wall_seconds": round(train_s + row["seconds"], 1), "train_seconds": round(train_s, 1),
             **{k: config.get(k) for k in ("arch", "lr", "lr_decay", "mode", "negatives", "activation")},
-            **({"arch": f"{config['arch']} × {len(runs)} seeds"} if len(runs) > 1 else {}), "tag": tag,
+            **({"arch": f"{config['arch']}{arch_note}"} if arch_note else {}), "tag": tag,
             "svm": {"dataset": row["dataset"], "kernel": "rbf", "C": c, "val_error_percent": row["val_error_percent"],
                     "n_train": row["fit"], "n_test": 10_000, "features": row["features"]},
             "date": row["date"], "machine": "x86_64 2-core CPU (AMD EPYC), 1 thread per job, two jobs at once",
@@ -110,10 +113,14 @@ def table1_row(row: dict, checkpoint: Path) -> dict | None:
 
 def ensemble_table1_row(row: dict) -> dict:
     """The Table 1 row of an ensemble: every member's training command and time, the SVMs' time."""
-    runs = [Path(c).parent for c in row["checkpoints"]]
+    runs = list(dict.fromkeys(Path(c).parent for c in row["checkpoints"]))  # snapshots of one run: it once
+    k = len(row["checkpoints"])
+    note = (f" × {k} seeds" if len(runs) == k else
+            f" × {k} snapshots (epochs {', '.join(str(m['epoch']) for m in row['members'])})" if len(runs) == 1 else
+            f" × {k} checkpoints of {len(runs)} runs")
     return table1_entry(row, runs, row["members"][0]["C"],
-                        f"{len(runs)} libsvm RBF SVMs (one per DBN, γ = 1/D, standardised, C on validation, fit on 54k), "
-                        "one-vs-one decision values summed, then voted", "rbf-ensemble")
+                        f"{k} libsvm RBF SVMs (one per DBN, γ = 1/D, standardised, C on validation, fit on 54k), "
+                        "one-vs-one decision values summed, then voted", "rbf-ensemble", note)
 
 
 def fit_one(fx, fy, vx, vy, c: float, gamma: float, cache_mb: float, standardise: bool = True):
@@ -193,8 +200,9 @@ def ensemble_row(members: list[tuple[dict, dict]], checkpoints: list[Path], comm
         return round(100.0 * float((votes != a0[f"{part}_y"]).mean()), 3)
 
     return {"checkpoints": [str(c) for c in checkpoints], "dataset": first["dataset"], "units_N": first["units_N"],
-            "epoch": first["epoch"], "members": [{k: r[k] for k in ("checkpoint", "C", "gamma_factor", "val_error_percent",
-                                                                    "svm_error_percent", "n_support", "seconds")} for r, _ in members],
+            "epoch": max(r["epoch"] for r, _ in members),
+            "members": [{k: r[k] for k in ("checkpoint", "epoch", "C", "gamma_factor", "val_error_percent",
+                                           "svm_error_percent", "n_support", "seconds")} for r, _ in members],
             "val_error_percent": err("val"), "svm_error_percent": err("test"), "fit": first["fit"],
             "features": first["features"], "seconds": round(sum(r["seconds"] for r, _ in members), 1),
             "command": command, "date": str(date.today())}

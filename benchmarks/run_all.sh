@@ -137,3 +137,11 @@ OMP_NUM_THREADS=1 python $B/rbf_full.py runs/t1-conv-fashion-N255-e2/model-epoch
 OMP_NUM_THREADS=1 rbm train --out runs/t1-conv-fashion-N255-e2 --resume --epochs 12 --device cpu
 OMP_NUM_THREADS=1 python $B/rbf_full.py runs/t1-conv-fashion-N255-e2/model-epoch012.safetensors --C 10
 OMP_NUM_THREADS=1 python $B/learning_curve.py runs/t1-conv-fashion-N255-e2 --epochs 12
+# Fashion-MNIST N = 255 continued to 24 epochs (constant rate: resuming replays the same
+# trajectory; the session that measured it had lost the folder and ran it fresh with
+# `OMP_NUM_THREADS=2 rbm train --dataset fashion-mnist --arch paper-classify --epochs 24 --keep 30
+# --device cpu --out runs/t1-conv-fashion-N255-e2`), the RBF protocol every 4 epochs, chosen on
+# validation, and the snapshots' SVMs voting together (cached members: no refit).
+OMP_NUM_THREADS=2 rbm train --out runs/t1-conv-fashion-N255-e2 --resume --epochs 24 --device cpu
+for e in 016 020 024; do OMP_NUM_THREADS=1 python $B/rbf_full.py runs/t1-conv-fashion-N255-e2/model-epoch$e.safetensors --C 10; done
+OMP_NUM_THREADS=1 python $B/rbf_full.py runs/t1-conv-fashion-N255-e2/model-epoch016.safetensors runs/t1-conv-fashion-N255-e2/model-epoch020.safetensors runs/t1-conv-fashion-N255-e2/model-epoch024.safetensors --C 10
