@@ -98,7 +98,9 @@ def table1_entry(row: dict, runs: list[Path], c: float, svm_protocol: str, tag: 
             **({"arch": f"{config['arch']}{arch_note}"} if arch_note else {}), "tag": tag,
             "svm": {"dataset": row["dataset"], "kernel": "rbf", "C": c, "val_error_percent": row["val_error_percent"],
                     "n_train": row["fit"], "n_test": 10_000, "features": row["features"]},
-            "date": row["date"], "machine": "x86_64 2-core CPU (AMD EPYC), 1 thread per job, two jobs at once",
+            "date": row["date"],
+            "machine": "x86_64 2-core CPU (AMD EPYC); each SVM at one thread, two jobs at once; training at "
+                       "the command's OMP_NUM_THREADS",
             "svm_protocol": svm_protocol,
             "command": " && ".join([train_command(r, row["epoch"]) for r in runs] + [row["command"]])}
 
