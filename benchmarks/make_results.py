@@ -173,14 +173,18 @@ def plot_curves(series: list[tuple[str, str, list[dict]]], ylabel: str, name: st
     fig.savefig(out, dpi=120)
 
 
+def by_run(rows: list[dict], run_of) -> dict[str, list[dict]]:
+    """Rows grouped by their run folder (`run_of(row)`), runs in sorted order."""
+    groups: dict[str, list[dict]] = {}
+    for r in rows:
+        groups.setdefault(run_of(r), []).append(r)
+    return dict(sorted(groups.items()))
+
+
 def plot_learning_curves() -> None:
     """docs/img/learning-curves.png: linear-SVM error against epochs, one line per run."""
-    rows = load("learning_curves")
-    series = []
-    for run in sorted({r["run"] for r in rows}):
-        rs = [r for r in rows if r["run"] == run]
-        label = f"{rs[0]['dataset']} {rs[0]['arch']} lr {rs[0].get('lr', 0.03):g} ({Path(run).name})"
-        series.append((label, rs[0]["dataset"], rs))
+    series = [(f"{rs[0]['dataset']} {rs[0]['arch']} lr {rs[0].get('lr', 0.03):g} ({Path(run).name})", rs[0]["dataset"], rs)
+              for run, rs in by_run(load("learning_curves"), lambda r: r["run"]).items()]
     if series:
         plot_curves(series, "linear-SVM error, %", "learning-curves.png")
 
@@ -189,12 +193,11 @@ def plot_rbf_curves() -> None:
     """docs/img/learning-curves-rbf.png: exact RBF-SVM error against epochs, one line per run
     folder with rows at three or more epochs (standardised features; an epoch measured twice,
     in two runs of the same trajectory, shows both points)."""
-    runs: dict[str, list[dict]] = {}
-    for r in load("rbf_full"):
-        if not r["checkpoint"].startswith("pixels:") and r.get("scaling", "standard") == "standard":
-            runs.setdefault(str(Path(r["checkpoint"]).parent), []).append(r)
+    rows = [r for r in load("rbf_full")
+            if not r["checkpoint"].startswith("pixels:") and r.get("scaling", "standard") == "standard"]
     series = [(f"{rs[0]['dataset']} ({Path(run).name})", rs[0]["dataset"], rs)
-              for run, rs in sorted(runs.items()) if len({r["epoch"] for r in rs}) >= 3]
+              for run, rs in by_run(rows, lambda r: str(Path(r["checkpoint"]).parent)).items()
+              if len({r["epoch"] for r in rs}) >= 3]
     if series:
         plot_curves(series, "RBF-SVM error, %", "learning-curves-rbf.png")
 
