@@ -10,6 +10,17 @@ from rbmcli.errors import RbmError
 
 BINARIZE = ("none", "threshold", "sample")
 LR_DECAYS = ("none", "linear", "cosine")
+VISIBLE_BIAS_INITS = ("data", "zero")
+
+# Two training recipes; an option given explicitly overrides its recipe's value.
+RECIPES = {
+    # Generates varied samples (docs/theory.md, "Why the paper's recipe does not generate"): the
+    # top RBM's hidden units are binary, so its Gibbs chain is noisy enough to move between
+    # modes, and it learns from persistent chains with a decaying rate.
+    "generate": {"negatives": "pcd", "lr": 0.01, "lr_decay": "linear", "epochs": 10, "binary_top": True},
+    # The paper's: mean-field reconstructions, Adam at 0.03, every hidden layer the same units.
+    "paper": {"negatives": "meanfield", "lr": 0.03, "lr_decay": "none", "epochs": 5, "binary_top": False},
+}
 
 
 @dataclass
@@ -23,21 +34,24 @@ class TrainConfig:
     k: float | None = None  # scale inside g; None: 1 for N = 1, 4/N for sigmoid, 1/N for relu
     activation: str = "sigmoid"  # unit activation g: sigmoid (paper) or relu (capped NReLU)
     binarize: str = "none"  # N_v = 1 only: none (intensities as probabilities), threshold, sample
-    negatives: str = "meanfield"  # meanfield (paper), cd (CD-k) or pcd (persistent chains)
+    recipe: str = "generate"  # generate or paper: the defaults of the fields marked "recipe" (RECIPES)
+    binary_top: bool | None = None  # recipe: the top layer's hidden units are binary (N = 1) unless --arch gives @N
+    negatives: str | None = None  # recipe: meanfield (paper), cd (CD-k) or pcd (persistent chains)
     gibbs_steps: int = 1  # k of CD-k / PCD-k
     mode: str = "detached"  # detached (all layers at once, each on its detached input), joint (backprop through the stack), greedy; detached measured best: docs/results.md
-    epochs: int = 5  # epochs (greedy: per layer)
+    epochs: int | None = None  # recipe: epochs (greedy: per layer)
     batch_size: int = 128  # paper: 128
-    lr: float = 0.03  # Adam learning rate (paper: 0.03, betas 0.9/0.999)
-    lr_decay: str = "none"  # none (paper), linear or cosine: lr falls to 0 over the run's optimiser steps
+    lr: float | None = None  # recipe: Adam learning rate (paper: 0.03, betas 0.9/0.999)
+    lr_decay: str | None = None  # recipe: none (paper), linear or cosine: lr falls to 0 over the run's optimiser steps
     sparsity: float = 0.0  # λ of the sparsity penalty on each layer's mean hidden activity (0: off, the paper)
     sparsity_target: float = 0.1  # its target activity p, as a fraction of N_h
     weight_decay: float = 0.0  # decoupled (AdamW) decay of the weights, not the biases: w ← w·(1 − lr·λ) per step (0: off, the paper)
+    visible_bias_init: str = "data"  # data: each layer's visible mean starts at its input's mean (Hinton's guide §8); zero
     init_std: float = 0.1  # std of the initial natural weights (pre-activation std ≈ 0.1·rms(v/N))
     limit: int | None = None  # use only the first n training images
     device: str = "auto"  # auto (cuda, mps, cpu), cpu, cuda, cuda:i
     seed: int = 0  # seeds every generator: same seed, same weights
-    sample_steps: int = 200  # Gibbs steps for the per-epoch sample grid
+    sample_steps: int = 1000  # Gibbs steps for the per-epoch sample grid
     save_every: int = 0  # also save every n optimiser steps (0: at epoch ends only)
     save_minutes: float = 0.0  # also save when this many minutes passed since the last save
     keep: int = 3  # keep the last `keep` per-epoch checkpoints (model-epochNNN.safetensors) and best.safetensors
@@ -46,13 +60,23 @@ class TrainConfig:
     compile: bool = False  # torch.compile the layer losses (fuses the unit math; ≈ 30 s compile up front)
     download: bool = False  # allow torchvision to download the dataset
 
+    def __post_init__(self):
+        """Fill the fields left None from the recipe."""
+        if self.recipe not in RECIPES:
+            raise RbmError(f"--recipe must be one of {tuple(RECIPES)}, got {self.recipe!r}", usage=True)
+        for name, value in RECIPES[self.recipe].items():
+            if getattr(self, name) is None:
+                setattr(self, name, value)
+
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> "TrainConfig":
         known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in json.loads(text).items() if k in known})
+        data = {k: v for k, v in json.loads(text).items() if k in known}
+        data.setdefault("recipe", "paper")  # configs written before recipes existed
+        return cls(**data)
 
     def validate(self) -> "TrainConfig":
         """Raise RbmError(usage=True) on an invalid value or combination."""
@@ -77,5 +101,6 @@ class TrainConfig:
         need(0 <= self.weight_decay and self.lr * self.weight_decay < 1,
              "--weight-decay must be >= 0 and lr·weight-decay below 1")
         need(self.keep >= 0, "--keep must be >= 0")
+        need(self.visible_bias_init in VISIBLE_BIAS_INITS, f"--visible-bias-init must be one of {VISIBLE_BIAS_INITS}")
         need(self.precision in ("fp32", "bf16"), "--precision must be fp32 or bf16")
         return self

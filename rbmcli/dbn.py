@@ -12,7 +12,7 @@ from torch import nn
 
 from rbmcli.errors import RbmError
 from rbmcli.rbm import RBM, LayerSpec
-from rbmcli.units import Units
+from rbmcli.units import Units, balanced_k
 
 # Presets: spec strings (see `parse_arch`). "paper-*" follow §4; the small ones train in
 # minutes on 2 CPU cores.
@@ -26,43 +26,58 @@ PRESETS = {
 }
 
 
-def parse_arch(arch: str) -> list[tuple[str, int, int, int, int]]:
-    """'conv:64,conv:128:4:2:1,dense:500' → [(kind, size, kernel, stride, padding), ...].
+def parse_arch(arch: str) -> list[tuple[str, int, int, int, int, int | None]]:
+    """'conv:64,conv:128:4:2:1,dense:500@1' → [(kind, size, kernel, stride, padding, n), ...].
 
     A conv item is conv:CHANNELS[:KERNEL[:STRIDE[:PADDING]]] (defaults 4, 2, 1); a dense item
-    dense:UNITS. Dense layers come after the conv layers. A preset name is expanded first."""
+    dense:UNITS. Either may end in @N: that layer's hidden units take values 0..N (n = N; without
+    it n = None, the configured --hidden-units). Dense layers come after the conv layers. A
+    preset name is expanded first."""
     text = PRESETS.get(arch, arch)
     items, seen_dense = [], False
     for part in filter(None, (p.strip() for p in text.split(","))):
-        fields = part.split(":")
+        body, at, units = part.partition("@")
+        fields = body.split(":")
         kind = fields[0]
         try:
             nums = [int(f) for f in fields[1:]]
+            n = int(units) if at else None
         except ValueError:
-            nums = []
+            nums, n = [], None
         bad_nums = not nums or min(nums[:3]) < 1 or min(nums) < 0 or len(nums) > (4 if kind == "conv" else 1)
-        if kind not in ("conv", "dense") or bad_nums:
+        if kind not in ("conv", "dense") or bad_nums or (n is not None and not 1 <= n <= 65535):
             raise RbmError(f"bad architecture item {part!r} in {arch!r}: expected conv:C[:K[:S[:P]]] or "
-                           f"dense:H, or a preset ({', '.join(PRESETS)})", usage=True)
+                           f"dense:H, optionally ending in @N (hidden units 0..N, 1 <= N <= 65535), "
+                           f"or a preset ({', '.join(PRESETS)})", usage=True)
         if kind == "conv" and seen_dense:
             raise RbmError(f"architecture {arch!r}: conv layers must come before dense layers", usage=True)
         seen_dense |= kind == "dense"
         k, s, p = (nums[1:] + [4, 2, 1][len(nums) - 1:])[:3] if kind == "conv" else (0, 0, 0)
-        items.append((kind, nums[0], k, s, p))
+        items.append((kind, nums[0], k, s, p, n))
     if not items:
         raise RbmError(f"architecture {arch!r} has no layers", usage=True)
     return items
 
 
-def build_specs(arch: str, input_shape: tuple[int, int, int], visible: Units, hidden: Units) -> list[LayerSpec]:
-    """Layer specs for images of input_shape (C, H, W): the data's units feed layer 0, every
-    hidden layer uses `hidden` units; a dense layer's input size follows the layer below."""
-    specs, shape, vis = [], tuple(input_shape), visible
-    for kind, size, k, s, p in parse_arch(arch):
+def build_specs(arch: str, input_shape: tuple[int, int, int], visible: Units, hidden: Units,
+                k: float | None = None, top_n: int | None = None) -> list[LayerSpec]:
+    """Layer specs for images of input_shape (C, H, W). Every hidden layer uses `hidden` units
+    unless its item ends in @N (then N, with k for N > 1, the default k for N = 1); top_n, if
+    given, is the top layer's N when its item has no @N. Layer 0's
+    visible units take visible.n values (the data), layer l + 1's those of layer l's hidden
+    units; each layer's visible k is balanced against its own hidden units (units.balanced_k),
+    which for a shared N and k is that k. A dense layer's input size follows the layer below."""
+    specs, shape, n_v = [], tuple(input_shape), visible.n
+    items = parse_arch(arch)
+    if top_n is not None and items[-1][5] is None:
+        items[-1] = items[-1][:5] + (top_n,)
+    for kind, size, kern, s, p, n in items:
         if kind == "dense":
             shape = (int(torch.Size(shape).numel()),)
-        spec = LayerSpec(kind, shape, size, vis, hidden, k, s, p)
-        shape, vis = spec.hidden_shape, hidden
+        hid = hidden if n is None else Units.make(n, k if n > 1 else None, hidden.activation)
+        vis = Units.make(n_v, balanced_k(n_v, hid), hid.activation)
+        spec = LayerSpec(kind, shape, size, vis, hid, kern, s, p)
+        shape, n_v = spec.hidden_shape, hid.n
         specs.append(spec)
     return specs
 
@@ -91,6 +106,18 @@ class DBN(nn.Module):
         for layer in reversed(self.layers[: start + 1]):
             h = layer.visible_mean(h.reshape(h.shape[0], *layer.spec.hidden_shape))
         return h
+
+    @torch.no_grad()
+    def init_visible_biases(self, v: torch.Tensor) -> None:
+        """Set each layer's visible bias so that its visible mean at zero hidden input is the
+        mean of its input (Hinton's practical guide §8: a_i = log(p_i / (1 − p_i)) for binary
+        units): ã = g⁻¹(⟨v⟩/N_v), per unit (dense) or per channel (conv). v (B, *input_shape) in
+        0..N_v; layer l + 1 sees layer l's hidden means of v at the current weights."""
+        for layer in self.layers:
+            v = layer.flatten_input(v)
+            mean = v.mean(0) if v.dim() == 2 else v.mean((0, 2, 3))  # (V,) or (C,)
+            layer.visible_bias.copy_(layer.spec.visible_units.natural_input(mean))
+            v = layer.hidden_mean(v)
 
     def features(self, v: torch.Tensor) -> torch.Tensor:
         """Top-layer mean activities, flattened: (B, D). Used for the SVM (Table 1)."""

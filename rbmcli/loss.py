@@ -1,7 +1,7 @@
 """The contrastive free-energy loss (paper eq. 4 and 6) for one RBM and for a DBN.
 
 The paper's L = Σ F(v′) − Σ F(v) is a log-likelihood surrogate to *maximise*; an optimiser
-therefore minimises  loss = mean F(v) − mean F(v′)  with v′ a constant (READING.md). Its
+therefore minimises  loss = mean F(v) − mean F(v′)  with v′ a constant. Its
 gradient is the CD update: ∂loss/∂W = −⟨v f_h(x(v))⟩ + ⟨v′ f_h(x(v′))⟩.
 """
 

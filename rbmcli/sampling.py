@@ -1,6 +1,6 @@
 """Negative samples v′ for the contrastive loss, and Gibbs chains.
 
-The loss does not care where v′ comes from (READING.md); three sources:
+The loss does not care where v′ comes from; three sources:
 - meanfield (the paper, end of §3.2): v′ = f_v(a + f_h(b + vW) Wᵀ), deterministic;
 - cd (CD-k): k block-Gibbs steps from the data with sampled hiddens; intermediate visibles
   are sampled, the last one is its mean (Hinton's practical guide, §3.2: less noise);

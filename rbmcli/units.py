@@ -10,6 +10,7 @@ All functions take the *physical* pre-activation x (the paper's b + vW) of any s
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -74,13 +75,64 @@ ACTIVATIONS = {
 }
 
 
+def balanced_k(visible_n: int, hidden: "Units") -> float:
+    """k of a layer's visible units that gives them the hidden units' number of trials M = N/k:
+    k_v = k_h·N_v/N_h. Equal trials make the layer balanced (rbm.py: c = sqrt(M_v/M_h) = 1): a
+    weight then moves visible and hidden pre-activations alike. A layer with M_v ≫ M_h (e.g.
+    0..255 pixels at k = 4/N over binary hidden units, c = 127.5) cannot be trained: any weight
+    large enough to move the visible units saturates the hidden ones."""
+    return hidden.k * visible_n / hidden.n
+
+
 def default_k(n: int, activation: str) -> float:
     """k used when none is given: 1 for binary sigmoid units (exactly the binary RBM),
-    4/N for multinary sigmoid units (f'(0) = 1, and the copies approximation holds:
-    READING.md), 1/N for capped ReLU units (offsets spaced by 1, NReLU)."""
+    4/N for multinary sigmoid units (f'(0) = 1, and the copies approximation holds within
+    0.45 of N = 255), 1/N for capped ReLU units (offsets spaced by 1, NReLU)."""
     if activation == "relu":
         return 1.0 / n
     return 1.0 if n == 1 else 4.0 / n
+
+
+def _moment_matched(mean: torch.Tensor, var: torch.Tensor, n: int, generator: torch.Generator | None) -> torch.Tensor:
+    """An integer draw in 0..n with the given mean and (about) the given variance, same shape.
+
+    Where var ≥ ¼: round(mean + sqrt(var − 1/12)·ε), ε ~ N(0, 1); rounding adds 1/12 to the
+    variance (Sheppard's correction), which the smaller Gaussian leaves out. Below ¼ the Gaussian
+    is too narrow for that: floor(mean) + Bernoulli(frac(mean)), the integer draw with exactly
+    that mean and the least variance, frac·(1 − frac). Clamped to [0, n]."""
+    eps = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+    wide = (mean + (var - 1 / 12).clamp_min(0).sqrt() * eps).round()
+    low = mean.floor()
+    u = torch.rand(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+    narrow = low + (u < mean - low).to(mean.dtype)
+    return torch.where(var >= 0.25, wide, narrow).clamp(0, n)
+
+
+TABLE_POINTS = 16384  # grid of the tabulated copies moments (interpolation error < 1e-3 for N = 255)
+
+
+@functools.lru_cache(maxsize=32)
+def _copies_table(units: "Units") -> tuple[float, float, torch.Tensor]:
+    """(x₀, step, table (G, 2)): the copies model's mean and variance on a grid of x from 30 below
+    the first offset to 30 above the last, where they are 0 and N to within 1e-13."""
+    o = units.offsets(dtype=torch.float64)
+    x = torch.linspace(float(o[0]) - 30, float(o[-1]) + 30, TABLE_POINTS, dtype=torch.float64)
+    p = torch.sigmoid(x.unsqueeze(-1) - o)  # (G, N)
+    table = torch.stack([p.sum(-1), (p * (1 - p)).sum(-1)], -1).float()
+    return float(x[0]), float(x[1] - x[0]), table
+
+
+def copies_moments(units: "Units", x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(Σ_n σ(x − o_n), Σ_n σ(x − o_n)(1 − σ(x − o_n))): the copies model's mean and variance,
+    each of x's shape, by linear interpolation in a table (one per unit family): O(1) per unit
+    where the sums cost O(N) and N× the memory."""
+    x0, step, table = _copies_table(units)
+    table = table.to(x.device)
+    t = ((x - x0) / step).clamp(0, TABLE_POINTS - 1.001)
+    i = t.long()
+    w = (t - i).unsqueeze(-1)
+    m = table[i] * (1 - w) + table[i + 1] * w  # (*x.shape, 2)
+    return m[..., 0].to(x.dtype), m[..., 1].to(x.dtype)
 
 
 @dataclass(frozen=True)
@@ -106,6 +158,12 @@ class Units:
     def mean(self, x: torch.Tensor) -> torch.Tensor:
         """f(x) = N·g(kx): mean activity, same shape as x, values in [0, N]."""
         return _times(self.n, ACTIVATIONS[self.activation][0](_times(self.k, x)))
+
+    def natural_input(self, mean: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
+        """k·x such that f(x) = mean: g⁻¹(mean/N), with mean/N clipped to [eps, 1 − eps] so that
+        a unit that is always 0 (or N) gets a large finite input. Same shape as mean."""
+        p = (mean / self.n).clamp(eps, 1 - eps)
+        return torch.logit(p) if self.activation == "sigmoid" else p
 
     def integral(self, x: torch.Tensor) -> torch.Tensor:
         """∫_{-∞}^x f = (N/k)·G(kx): one hidden unit's free-energy term (eq. 5)."""
@@ -133,16 +191,40 @@ class Units:
         """Σ_n softplus(x − o_n): the exact free-energy term of the copies model (§3.2)."""
         return softplus(x.unsqueeze(-1) - self.offsets(x.device, x.dtype)).sum(-1)
 
-    def sample(self, x: torch.Tensor, generator: torch.Generator | None = None, exact: bool | None = None) -> torch.Tensor:
-        """A draw of the units given x, values in {0..N}, same shape as x.
+    @property
+    def trials(self) -> float:
+        """M = N/k: the number of Bernoulli trials the unit behaves like (its noise level).
 
-        Exact (N ≤ EXACT_MAX by default): Σ_n Bernoulli(σ(x − o_n)).
-        Moment-matched (larger N): clamp(round(f(x) + sqrt(f'(x))·ε), 0, N), ε ~ N(0, 1).
+        For g = σ the integral free energy M·softplus(kx) is exactly the log-normaliser of
+        v = k·Binomial(M, σ(kx)) when M is a whole number: mean N·σ(kx) = f(x), variance
+        N·k·σ'(kx) = f'(x). A binary unit has M = 1; N = 255 at k = 4/N has M ≈ 16,256 (a
+        nearly deterministic unit, std ≤ 1 level); N = 255 at k = 255 has M = 1 (values 0 or 255)."""
+        return self.n / self.k
+
+    def binomial_trials(self) -> int | None:
+        """M when the unit is exactly k·Binomial(M, σ(kx)) with a small whole M (≤ EXACT_MAX), else None."""
+        m = round(self.trials)
+        ok = self.activation == "sigmoid" and 1 <= m <= EXACT_MAX and abs(self.trials - m) < 1e-6 * m
+        return m if ok else None
+
+    def sample(self, x: torch.Tensor, generator: torch.Generator | None = None, exact: bool | None = None) -> torch.Tensor:
+        """A draw of the units given x, values in [0, N], same shape as x.
+
+        Binomial (g = σ with a whole number M = N/k ≤ EXACT_MAX of trials): k·Σ_m Bernoulli(σ(kx)),
+        the exact distribution of the integral free energy (N = 1, k = 1: the binary unit).
+        Copies (otherwise, N ≤ EXACT_MAX by default): Σ_n Bernoulli(σ(x − o_n)).
+        Moment-matched (larger N): an integer draw with the copies model's mean and variance
+        (copies_moments; _moment_matched) — the model whose exact likelihood AIS reports.
         """
+        m = self.binomial_trials()
+        if m is not None and exact is not False:
+            p = torch.sigmoid(_times(self.k, x)).unsqueeze(-1).expand(*x.shape, m)
+            draws = (torch.rand(p.shape, generator=generator, device=x.device, dtype=x.dtype) < p).sum(-1)
+            return _times(self.k, draws.to(x.dtype))
         if exact is None:
             exact = self.n <= EXACT_MAX
         if exact:
             p = torch.sigmoid(x.unsqueeze(-1) - self.offsets(x.device, x.dtype))
             return (torch.rand(p.shape, generator=generator, device=x.device, dtype=x.dtype) < p).sum(-1).to(x.dtype)
-        eps = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-        return (self.mean(x) + self.variance(x).sqrt() * eps).round().clamp(0, self.n)
+        mean, var = copies_moments(self, x)
+        return _moment_matched(mean, var, self.n, generator)

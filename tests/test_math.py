@@ -201,8 +201,10 @@ def test_conv_and_transposed_conv_are_adjoint():
 
 def test_parse_arch_and_presets():
     assert parse_arch("conv:64,conv:128:3:1:0,dense:500") == [
-        ("conv", 64, 4, 2, 1), ("conv", 128, 3, 1, 0), ("dense", 500, 0, 0, 0)]
-    for bad in ["dense:0", "conv:3:0", "dense:5,conv:3", "mlp:5", "dense:x", "", "dense:5:1"]:
+        ("conv", 64, 4, 2, 1, None), ("conv", 128, 3, 1, 0, None), ("dense", 500, 0, 0, 0, None)]
+    assert parse_arch("conv:7:3@15,dense:5@1") == [("conv", 7, 3, 2, 1, 15), ("dense", 5, 0, 0, 0, 1)]
+    for bad in ["dense:0", "conv:3:0", "dense:5,conv:3", "mlp:5", "dense:x", "", "dense:5:1", "dense:5@0",
+                "dense:5@x", "dense:5@"]:
         with pytest.raises(RbmError):
             parse_arch(bad)
     specs = build_specs("paper-generate", (3, 128, 128), Units.make(255), Units.make(255))

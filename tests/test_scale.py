@@ -19,8 +19,8 @@ SCRIPT = textwrap.dedent("""
     from rbmcli.train import train
     g = torch.Generator().manual_seed(0)
     images = (torch.rand(96, 1, 5, 7, generator=g) * 255).to(torch.uint8)
-    cfg = TrainConfig(arch="conv:3:3:2:1,dense:5", visible_units=255, hidden_units=255, epochs=2,
-                      batch_size=16, device="cpu", sample_steps=2, keep=0)
+    cfg = TrainConfig(recipe="paper", arch="conv:3:3:2:1,dense:5", visible_units=255, hidden_units=255,
+                      epochs=2, batch_size=16, device="cpu", sample_steps=2, keep=0)
     train(cfg, sys.argv[1], images=images)
 """)
 

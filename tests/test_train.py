@@ -32,7 +32,7 @@ def independent_pixel_ll(images):
 
 
 def cfg(**kw):
-    base = dict(arch="dense:8", visible_units=1, hidden_units=1, epochs=2, batch_size=20, device="cpu",
+    base = dict(recipe="paper", arch="dense:8", visible_units=1, hidden_units=1, epochs=2, batch_size=20, device="cpu",
                 sample_steps=5)
     base.update(kw)
     return TrainConfig(**base)
@@ -176,14 +176,21 @@ def test_meanfield_training_is_invariant_to_shared_n_and_k(sparsity, weight_deca
     same = Trainer(cfg(arch="dense:6,dense:4", visible_units=255, hidden_units=255, k=0.05, epochs=1,
                        batch_size=20, sparsity=sparsity, weight_decay=weight_decay), "unused", images,
                    write_images=False)
-    # ... but visible and hidden units of different N do not (so the test can fail).
-    other = Trainer(cfg(arch="dense:6,dense:4", visible_units=1, hidden_units=255, epochs=1,
+    # ... and so do visible and hidden units of different N: each layer's visible k is balanced
+    # (k_v = k_h·N_v/N_h), so both families have M = N/k trials and F is M× the binary one ...
+    mixed = Trainer(cfg(arch="dense:6,dense:4", visible_units=1, hidden_units=255, epochs=1,
+                        batch_size=20, sparsity=sparsity, weight_decay=weight_decay), "unused", images,
+                    write_images=False)
+    # ... but another activation does not (so the test can fail).
+    other = Trainer(cfg(arch="dense:6,dense:4", visible_units=255, hidden_units=255, activation="relu", epochs=1,
                         batch_size=20, sparsity=sparsity, weight_decay=weight_decay), "unused", images,
                     write_images=False)
     for i in range(18):
         same.train_step(images[(i % 6) * 20:(i % 6 + 1) * 20].float(), None)
-        other.train_step(images[(i % 6) * 20:(i % 6 + 1) * 20].float() / 255, None)
-    assert torch.allclose(same.dbn.state_dict()["layers.0.weight"], w1["layers.0.weight"], atol=1e-4)
+        mixed.train_step(images[(i % 6) * 20:(i % 6 + 1) * 20].float() / 255, None)
+        other.train_step(images[(i % 6) * 20:(i % 6 + 1) * 20].float(), None)
+    for t in (same, mixed):
+        assert torch.allclose(t.dbn.state_dict()["layers.0.weight"], w1["layers.0.weight"], atol=1e-4)
     assert not torch.allclose(other.dbn.state_dict()["layers.0.weight"], w1["layers.0.weight"], atol=1e-2)
 
 
