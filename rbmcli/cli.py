@@ -31,7 +31,7 @@ _D = TrainConfig()  # the defaults shown by --help are the library's
 
 app = typer.Typer(add_completion=True, no_args_is_help=True, rich_markup_mode=None,
                   context_settings={"help_option_names": ["-h", "--help"]},
-                  help="Restricted Boltzmann machines trained by backprop: train, sample, reconstruct, evaluate.")
+                  help="Restricted Boltzmann machines trained by backprop: train, sample, reconstruct, evaluate, report, info.")
 out = Console()
 err = Console(stderr=True)
 

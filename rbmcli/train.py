@@ -30,6 +30,7 @@ from rbmcli.sampling import NEGATIVES, generate
 from rbmcli.units import Units
 
 MODEL_FILE = "model.safetensors"
+MAX_PARAMETERS = 2**30  # float32 parameters of a model (4 GiB, before Adam's two moments)
 
 
 @dataclass
@@ -68,6 +69,10 @@ def build_dbn(cfg: TrainConfig, input_shape: tuple[int, int, int]) -> DBN:
     vis = Units.make(cfg.visible_units, cfg.k if cfg.visible_units > 1 else None, cfg.activation)
     hid = Units.make(cfg.hidden_units, cfg.k if cfg.hidden_units > 1 else None, cfg.activation)
     specs = build_specs(cfg.arch, input_shape, vis, hid)
+    n_params = sum(math.prod(s.weight_shape) + s.visible_shape[0] + s.hidden for s in specs)
+    if n_params > MAX_PARAMETERS:
+        raise RbmError(f"--arch {cfg.arch} has {n_params:,} parameters on {tuple(input_shape)} images, more than "
+                       f"{MAX_PARAMETERS:,} (4 GiB): use fewer hidden units or channels", usage=True)
     return DBN(specs, cfg.init_std, torch.Generator().manual_seed(cfg.seed))
 
 
