@@ -14,7 +14,7 @@ import torch
 import typer
 from typer.testing import CliRunner
 
-from rbmcli.checkpoint import save_state, state_path
+from rbmcli.checkpoint import state_path
 from rbmcli.cli import app, domain_errors, loss_text
 from rbmcli.config import TrainConfig
 from rbmcli.errors import RbmError

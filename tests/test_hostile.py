@@ -66,7 +66,7 @@ CASES = [
     ("train-huge-size", ["train", "--size", "1000000000000", "--out", "new"], 2, "--size"),
     ("train-nan-lr", ["train", "--lr", "nan", "--out", "new"], 2, "--lr"),
     ("train-huge-units", ["train", "--hidden-units", "10000000000", "--out", "new"], 2, "--hidden-units"),
-    ("train-huge-arch", ["train", "--arch", "dense:100000000000", "--limit", "64", "--out", "new", "-q"], 2,
+    ("train-huge-arch", ["train", "--arch", "dense:100000000000", "--limit", "128", "--out", "new", "-q"], 2,
      "parameters"),
     ("train-not-a-number", ["train", "--epochs", "abc", "--out", "new"], 2, "--epochs"),
     ("train-user-folder", ["train", "--arch", "tiny", "--out", "mine"], 1, "not empty"),
