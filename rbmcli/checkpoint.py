@@ -42,6 +42,7 @@ def atomic_save(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str
         save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, tmp, metadata=metadata)
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; outputs are 0644 like every other (rbmcli.files)
         os.replace(tmp, path)
     except BaseException as e:
         if tmp is not None:
@@ -66,6 +67,9 @@ def save_model(path: Path, dbn: DBN, input_shape: tuple[int, ...], extra: dict[s
 def read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """All tensors and the metadata of a safetensors file; any defect becomes an RbmError."""
     path = Path(path)
+    if path.is_dir():
+        hint = f"; did you mean {path / 'model.safetensors'}?" if (path / "model.safetensors").is_file() else ""
+        raise RbmError(f"{path} is a folder, not a checkpoint file (.safetensors){hint}")
     if not path.is_file():
         raise RbmError(f"checkpoint not found: {path}")
     size = path.stat().st_size
@@ -167,6 +171,16 @@ def save_state(path: Path, optimizer: torch.optim.Optimizer, names: list[str],
     atomic_save(tensors, path, meta)
 
 
+def _restore_generator(g: torch.Generator, state: torch.Tensor, counters_seed: str) -> None:
+    """Restore a generator's state; a state of another device type (a run moved from CUDA to
+    the CPU, or back) cannot be, so the generator is reseeded from the step: the run goes on,
+    its random draws no longer those of an uninterrupted run on the first device."""
+    try:
+        g.set_state(state)
+    except (RuntimeError, ValueError):
+        g.manual_seed(int(counters_seed) if counters_seed.isdigit() else 0)
+
+
 def load_state(path: Path, optimizer: torch.optim.Optimizer, names: list[str],
                generators: dict[str, torch.Generator], n_layers: int, device,
                model_step: int | None = None) -> tuple[list, dict[str, int]]:
@@ -186,12 +200,13 @@ def load_state(path: Path, optimizer: torch.optim.Optimizer, names: list[str],
         keys = {k.rsplit(".", 1)[1] for k in tensors if k.startswith(f"optim.{name}.")}
         if keys:
             st = {key: tensors[f"optim.{name}.{key}"].to(device) for key in keys}
-            if "step" in st:
-                st["step"] = st["step"].reshape(()).cpu()
+            if "step" in st:  # fused Adam keeps its step on the parameter's device
+                fused = any(g.get("fused") for g in optimizer.param_groups)
+                st["step"] = st["step"].reshape(()).to(p.device if fused else "cpu")
             optimizer.state[p] = st
     for key, g in generators.items():
         if f"rng.{key}" in tensors:
-            g.set_state(tensors[f"rng.{key}"])
+            _restore_generator(g, tensors[f"rng.{key}"], counters_seed=meta.get("step", "0"))
     chains = [tensors[f"chains.{i}"].to(device) if f"chains.{i}" in tensors else None for i in range(n_layers)]
     try:
         counters = {k: int(meta[k]) for k in ("epoch", "batch", "step")}
@@ -201,3 +216,29 @@ def load_state(path: Path, optimizer: torch.optim.Optimizer, names: list[str],
         raise RbmError(f"{path} is from step {counters['step']} but the model from step {model_step} (killed between "
                        "the two writes?): it cannot be resumed exactly; start a new run with another --out")
     return chains, counters
+
+
+def _units_text(u: Units) -> str:
+    return f"N={u.n} k={u.k:.4g} {u.activation}"
+
+
+def describe_checkpoint(path: Path) -> dict:
+    """What `rbm info` shows, from the checkpoint alone (no dataset is loaded): format and
+    version, dataset, input shape, parameter count, each layer's kind, shapes and units, the
+    training config and how far training got (epoch and step of this file)."""
+    dbn, info = load_model(path)
+    cfg = info["config"]
+    epoch, step = str(info.get("epoch", "")), str(info.get("step", ""))
+    planned = cfg.get("epochs")
+    if isinstance(planned, int) and cfg.get("mode") == "greedy":
+        planned *= len(dbn.layers)
+    progress = f"epoch {epoch or '?'}" + (f" of {planned}" if isinstance(planned, int) else "")
+    progress += f", optimiser step {step}" if step else ""
+    return {"checkpoint": str(path), "format": info.get("format"), "rbmcli_version": info.get("rbmcli_version", "?"),
+            "dataset": info.get("dataset") or cfg.get("dataset", "?"), "input_shape": list(info["input_shape"]),
+            "parameters": sum(p.numel() for p in dbn.parameters()),
+            "layers": [{"kind": s.kind, "visible_shape": list(s.visible_shape), "hidden_shape": list(s.hidden_shape),
+                        "visible_units": _units_text(s.visible_units), "hidden_units": _units_text(s.hidden_units)}
+                       for s in dbn.specs],
+            "epoch": int(epoch) if epoch.isdigit() else None, "step": int(step) if step.isdigit() else None,
+            "progress": progress, "config": cfg}

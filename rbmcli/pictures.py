@@ -63,10 +63,13 @@ def write_filters(dbn, input_shape: tuple[int, ...], path: str | Path) -> Path:
 def curve_series(rows: list[dict]) -> dict[str, tuple[list, list]]:
     """Every numeric metric vs epoch: {'loss/0': (epochs, values), 'recon_rmse': ..., ...}.
     Nested dicts (per-layer values) become 'key/layer'; a series has only the epochs whose row
-    holds it (greedy training logs one layer's loss per epoch)."""
+    holds it (greedy training logs one layer's loss per epoch). A row with `loss_per_unit`
+    plots it instead of the raw summed `loss` (kept in metrics.jsonl for older tools)."""
     series: dict[str, tuple[list, list]] = {}
     for row in rows:
         for name, value in flatten_row(row).items():
+            if "loss_per_unit" in row and name.startswith("loss/"):
+                continue
             xs, ys = series.setdefault(name, ([], []))
             xs.append(row["epoch"])
             ys.append(value)
@@ -85,6 +88,8 @@ def flatten_row(row: dict) -> dict[str, float]:
 
 
 def _panel(name: str) -> str:
+    if name.startswith("loss_per_unit"):
+        return "loss per visible unit (free-energy gap), by layer"
     if name.startswith("loss"):
         return "loss per layer"
     if name in ("recon_rmse", "stack_recon_rmse"):

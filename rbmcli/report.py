@@ -41,6 +41,8 @@ def read_metrics(run_dir: Path) -> list[dict]:
                 raise RbmError(f"{path} line {n} is not JSON; was the file truncated?") from None
     if not rows:
         raise RbmError(f"{path} is empty: no epoch has finished yet")
+    if not all(isinstance(r, dict) and isinstance(r.get("epoch"), int) for r in rows):
+        raise RbmError(f"{path} is not the metrics file of a run of `rbm train` (rows without an epoch)")
     return rows
 
 
@@ -79,12 +81,38 @@ def img(png: bytes, caption: str, pixels: bool = False) -> str:
 
 
 def eval_rows(value) -> list[dict]:
-    """eval.json as table rows: a list of rows, a dict of named rows, or one flat dict."""
+    """eval.json as table rows: what `rbm evaluate` writes ({"checkpoint", "results": [rows]}),
+    a list of rows, a dict of named rows, or one flat dict."""
+    if isinstance(value, dict) and isinstance(value.get("results"), list):
+        return [_eval_row(r) for r in value["results"]]
     if isinstance(value, list):
         return [r if isinstance(r, dict) else {"value": r} for r in value]
     if isinstance(value, dict) and value and all(isinstance(v, dict) for v in value.values()):
         return [{"name": k, **v} for k, v in value.items()]
     return [value] if isinstance(value, dict) else [{"value": value}]
+
+
+def _eval_row(row) -> dict:
+    """One `rbm evaluate` result as a flat table row: metric, value, seconds, then details."""
+    if not isinstance(row, dict):
+        return {"value": row}
+    details = row.get("details") if isinstance(row.get("details"), dict) else {}
+    head = {k: row[k] for k in ("metric", "value", "seconds", "checkpoint") if k in row}
+    return {**head, **{k: v for k, v in details.items() if not isinstance(v, (list, dict))}}
+
+
+def layer_warnings(row: dict, limit: float = 0.99) -> list[str]:
+    """Warnings for the layers of a metrics row whose hidden units are (almost) all dead or
+    saturated (dead + saturated fraction >= limit): such a layer passes no information on,
+    which is what a diverged run (e.g. a too large --lr) looks like."""
+    dead, sat = row.get("dead_fraction") or {}, row.get("saturated_fraction") or {}
+    out = []
+    for layer in sorted(set(dead) | set(sat), key=lambda k: int(k) if str(k).isdigit() else 0):
+        d, s = float(dead.get(layer, 0.0)), float(sat.get(layer, 0.0))
+        if d + s >= limit:
+            out.append(f"layer {layer}: {d:.0%} of the hidden units are dead and {s:.0%} saturated after epoch "
+                       f"{row.get('epoch', '?')}: training has diverged or collapsed; lower --lr")
+    return out
 
 
 def _epoch_of(path: Path) -> int:
@@ -147,11 +175,17 @@ def sections(run_dir: Path, rows: list[dict]) -> list[str]:
     return out
 
 
-def write_report(run_dir: str | Path, out_html: str | Path | None = None) -> Path:
-    """Write one self-contained HTML page for run_dir (default run_dir/report.html), atomically."""
+def write_report(run_dir: str | Path, out_html: str | Path | None = None, force: bool = False) -> Path:
+    """Write one self-contained HTML page for run_dir (default run_dir/report.html), atomically;
+    an existing page is replaced only with force=True."""
+    from rbmcli.files import check_output
+
     run_dir = Path(run_dir)
+    if run_dir.is_file():
+        raise RbmError(f"{run_dir} is a file, not a run folder: pass the folder that `rbm train` wrote")
     if not run_dir.is_dir():
         raise RbmError(f"run folder {run_dir} does not exist")
+    check_output(Path(out_html) if out_html else run_dir / "report.html", force=force, option="--out")
     body = "\n".join(sections(run_dir, read_metrics(run_dir)))
     page = (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
             f"<title>rbm report: {html.escape(run_dir.resolve().name)}</title><style>{STYLE}</style></head>"

@@ -136,6 +136,23 @@ def ovo_vote(decisions: np.ndarray, n_classes: int) -> np.ndarray:
     return votes.argmax(axis=1)
 
 
+def check_svm_data(train_y, val_fraction: float = 0.1, n_classes: int | None = None) -> None:
+    """Refuse training labels the protocol cannot use: unlabelled images, fewer than 2 classes,
+    a class with a single image, or a validation part smaller than the number of classes
+    (n_classes: the dataset's, when known, sizes the --limit-train suggested)."""
+    y = np.asarray(train_y)
+    labelled = y[y >= 0]
+    classes, counts = np.unique(labelled, return_counts=True)
+    n_val = int(np.ceil(val_fraction * len(y)))
+    needed = int(np.ceil(max(len(classes), n_classes or 0, 2) / val_fraction))
+    if len(labelled) < len(y) or len(classes) < 2 or counts.min() < 2 or n_val < len(classes) \
+            or len(y) - n_val < len(classes):
+        raise RbmError(f"the SVM protocol needs labelled training images of at least 2 classes, each at least "
+                       f"twice, and a {val_fraction:.0%} validation part holding every class; got {len(y)} images "
+                       f"({len(labelled)} labelled) of {len(classes)} classes: use --limit-train {needed} or more",
+                       usage=True)
+
+
 def svm_error(train_x, train_y, test_x, test_y, kernel: str = "linear", c_grid=None,
               val_fraction: float = 0.1, seed: int = 0, max_iter: int = 300, patience: int = 0,
               landmarks: int = NYSTROEM_LANDMARKS, progress: Callable[[int, int], None] | None = None) -> SvmResult:
@@ -155,6 +172,7 @@ def svm_error(train_x, train_y, test_x, test_y, kernel: str = "linear", c_grid=N
     start = time.perf_counter()
     train_x, test_x = np.asarray(train_x), np.asarray(test_x)
     train_y, test_y = np.asarray(train_y), np.asarray(test_y)
+    check_svm_data(train_y, val_fraction)
     fit_x, val_x, fit_y, val_y = validation_split(train_x, train_y, val_fraction, seed)
     models, scan = scan_c(fit_x, fit_y, val_x, val_y, kernel, c_grid, seed, max_iter, landmarks, patience,
                           None if progress is None else lambda done: progress(done, len(c_grid) + 1))

@@ -21,7 +21,7 @@ from rbmcli.batches import binarize, epoch_permutation, load_training_images, to
 from rbmcli.checkpoint import load_model, load_state, save_model, save_state, state_path
 from rbmcli.config import TrainConfig
 from rbmcli.devices import resolve_device, stage_images
-from rbmcli.dbn import DBN, build_specs
+from rbmcli.dbn import DBN, build_specs, parse_arch
 from rbmcli.distributed import all_mean, average_gradients, init_world, rank_slice
 from rbmcli.errors import RbmError
 from rbmcli.files import copy_atomic, write_atomic
@@ -31,6 +31,7 @@ from rbmcli.units import Units
 
 MODEL_FILE = "model.safetensors"
 INIT_IMAGES = 4096  # images whose mean sets the visible biases (--visible-bias-init data)
+MAX_PARAMETERS = 2**30  # float32 parameters of a model (4 GiB, before Adam's two moments)
 
 
 @dataclass
@@ -51,15 +52,28 @@ class TrainResult:
 
 
 
-def build_dbn(cfg: TrainConfig, input_shape: tuple[int, int, int]) -> DBN:
-    """A freshly initialised DBN for cfg (same seed ⇒ same weights)."""
+def check_choices(cfg: TrainConfig) -> None:
+    """The choices, the units and the architecture's syntax: usage errors that need no data,
+    raised before the dataset is loaded (whether the layers fit the images is checked later)."""
     if cfg.negatives not in NEGATIVES:
         raise RbmError(f"--negatives must be one of {NEGATIVES}", usage=True)
     if cfg.mode not in MODES:
         raise RbmError(f"--mode must be one of {MODES}", usage=True)
+    parse_arch(cfg.arch)
+    for n in (cfg.visible_units, cfg.hidden_units):
+        Units.make(n, cfg.k if n > 1 else None, cfg.activation)
+
+
+def build_dbn(cfg: TrainConfig, input_shape: tuple[int, int, int]) -> DBN:
+    """A freshly initialised DBN for cfg (same seed ⇒ same weights)."""
+    check_choices(cfg)
     vis = Units.make(cfg.visible_units, cfg.k if cfg.visible_units > 1 else None, cfg.activation)
     hid = Units.make(cfg.hidden_units, cfg.k if cfg.hidden_units > 1 else None, cfg.activation)
     specs = build_specs(cfg.arch, input_shape, vis, hid, cfg.k, top_n=1 if cfg.binary_top else None)
+    n_params = sum(math.prod(s.weight_shape) + s.visible_shape[0] + s.hidden for s in specs)
+    if n_params > MAX_PARAMETERS:
+        raise RbmError(f"--arch {cfg.arch} has {n_params:,} parameters on {tuple(input_shape)} images, more than "
+                       f"{MAX_PARAMETERS:,} (4 GiB): use fewer hidden units or channels", usage=True)
     return DBN(specs, cfg.init_std, torch.Generator().manual_seed(cfg.seed))
 
 
@@ -225,7 +239,8 @@ class Trainer:
                 sums = values if sums is None else [a + b for a, b in zip(sums, values)]
                 count += 1
                 self.batch, self.step = self.batch + 1, self.step + 1
-                self.progress({"kind": "batch", "epoch": self.epoch, "batch": self.batch, "loss": values})
+                self.progress({"kind": "batch", "epoch": self.epoch, "batch": self.batch, "loss": values,
+                               "loss_per_unit": self.per_unit(values, layers)})
                 if (cfg.save_every and self.step % cfg.save_every == 0) or \
                         (cfg.save_minutes and time.time() - self.last_save > 60 * cfg.save_minutes):
                     self.save()
@@ -251,6 +266,7 @@ class Trainer:
         ids = layers if layers is not None else list(range(len(self.dbn.layers)))
         row = {"epoch": self.epoch, "step": self.step, "seconds": round(seconds, 3),
                "loss": {str(i): (s / max(count, 1)) for i, s in zip(ids, sums or [])}}
+        row["loss_per_unit"] = self.per_unit([s / max(count, 1) for s in sums or []], layers)
         first = self.dbn.layers[0]
         rec = first.visible_mean(first.hidden_mean(first.flatten_input(v)))
         row["recon_rmse"] = float(((rec - first.flatten_input(v)) / n_v).pow(2).mean().sqrt())
@@ -265,6 +281,12 @@ class Trainer:
             sat[str(i)] = float((unit_mean > 0.99 * n_h).float().mean())
         row["dead_fraction"], row["saturated_fraction"] = dead, sat
         return row
+
+    def per_unit(self, values: list[float], layers: list[int] | None) -> dict[str, float]:
+        """Layer losses divided by the layer's visible units: the free-energy gap per visible
+        unit, {layer: value}, comparable across image sizes, architectures and runs."""
+        ids = layers if layers is not None else list(range(len(self.dbn.layers)))
+        return {str(i): v / math.prod(self.dbn.specs[i].visible_shape) for i, v in zip(ids, values)}
 
     def _archive(self, row: dict) -> None:
         """Keep model-epochNNN.safetensors for the last `keep` epochs, and best.safetensors:
@@ -318,24 +340,55 @@ def _all_finite(tensors: list[torch.Tensor]) -> bool:
     return not tensors or bool(torch.isfinite(torch.stack([t.sum() for t in tensors])).all())
 
 
+def check_run_dir(run_dir: Path, resume: bool) -> None:
+    """Refuse, before any data is loaded or anything is written, an --out that is a file,
+    already holds a run (without --resume), holds none (with --resume), or is a non-empty
+    folder that is not a run: the user's own files there are never touched."""
+    if int(os.environ.get("RANK", "0")) != 0:  # data-parallel: only rank 0 writes
+        return
+    try:
+        if run_dir.exists() and not run_dir.is_dir():
+            raise RbmError(f"--out {run_dir} is a file, not a folder", usage=True)
+        if resume:
+            if not (run_dir / MODEL_FILE).is_file():
+                raise RbmError(f"--resume: no {MODEL_FILE} in {run_dir}", usage=True)
+            return
+        if (run_dir / MODEL_FILE).exists() or (run_dir / "config.json").exists():
+            raise RbmError(f"{run_dir} already holds a run: pass --resume to continue it, or another --out")
+        if run_dir.is_dir() and any(run_dir.iterdir()):
+            raise RbmError(f"{run_dir} is not empty and holds no run of `rbm train`; choose a new or empty "
+                           "folder for --out (nothing in it was touched)")
+    except OSError as e:  # a name too long, a permission denied
+        raise RbmError(f"cannot use --out {run_dir}: {e.strerror or e}") from None
+
+
+def _update_config(path: Path, cfg: TrainConfig) -> None:
+    """Rewrite config.json (atomically) when --resume changed an option (device, cadence, ...),
+    so that the next --resume starts from the options last used; untouched otherwise."""
+    try:
+        same = json.loads(path.read_text()) == asdict(cfg)
+    except (OSError, ValueError):
+        same = False
+    if not same:
+        write_atomic(path, json.dumps(asdict(cfg), indent=2, sort_keys=True) + "\n")
+
+
 def prepare_run_dir(cfg: TrainConfig, out: Path | None, resume: bool) -> Path:
     """Create the run folder and config.json; refuse to overwrite an existing run."""
     run_dir = Path(out) if out else default_run_dir(cfg)
     if int(os.environ.get("RANK", "0")) != 0:  # data-parallel: only rank 0 writes
         return run_dir
+    check_run_dir(run_dir, resume)
     if resume:
-        if not (run_dir / MODEL_FILE).is_file():
-            raise RbmError(f"--resume: no {MODEL_FILE} in {run_dir}", usage=True)
         for tmp in run_dir.glob(".*.tmp"):  # left by a kill during an atomic write; never a final file
             tmp.unlink(missing_ok=True)
+        _update_config(run_dir / "config.json", cfg)
         return run_dir
-    if (run_dir / MODEL_FILE).exists() or (run_dir / "config.json").exists():
-        raise RbmError(f"{run_dir} already holds a run: pass --resume to continue it, or another --out")
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.json").write_text(json.dumps(asdict(cfg), indent=2, sort_keys=True) + "\n")
     except OSError as e:
         raise RbmError(f"cannot write the run folder {run_dir}: {e.strerror}") from None
+    write_atomic(run_dir / "config.json", json.dumps(asdict(cfg), indent=2, sort_keys=True) + "\n")
     return run_dir
 
 
@@ -344,12 +397,15 @@ def train(cfg: TrainConfig, out: Path | None = None, resume: bool = False, progr
           tensorboard: bool = False) -> TrainResult:
     """Train a DBN as configured; the library entry point behind `rbm train`."""
     cfg.validate()
+    run_dir = Path(out) if out else default_run_dir(cfg)
+    check_choices(cfg)  # usage errors before the dataset is loaded
+    resolve_device(cfg.device)
+    check_run_dir(run_dir, resume)
     torch.manual_seed(cfg.seed)
     if images is None:
         images = load_training_images(cfg)
-    resolve_device(cfg.device)
     build_dbn(cfg, tuple(images.shape[1:]))  # architecture errors before anything is written
-    run_dir = prepare_run_dir(cfg, out, resume)
+    run_dir = prepare_run_dir(cfg, run_dir, resume)
     trainer = Trainer(cfg, run_dir, images, resume, progress, should_stop, plots=plots, tensorboard=tensorboard)
     try:
         return trainer.run()

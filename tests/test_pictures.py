@@ -120,7 +120,7 @@ def test_plotted_series_equal_metrics_jsonl(conv_run, tmp_path):
     expected = {"recon_rmse": (epochs, [r["recon_rmse"] for r in lines]),
                 "stack_recon_rmse": (epochs, [r["stack_recon_rmse"] for r in lines]),
                 "eval_fid": ([2], [12.5])}
-    for key in ("loss", "dead_fraction", "saturated_fraction"):
+    for key in ("loss_per_unit", "dead_fraction", "saturated_fraction"):  # the raw summed loss is not plotted
         for layer in ("0", "1"):
             expected[f"{key}/{layer}"] = (epochs, [r[key][layer] for r in lines])
     assert series == expected
