@@ -54,7 +54,7 @@ def matmul_peak() -> float:
 
 def dense_epoch(images: torch.Tensor, fraction: float, compiled: bool = False) -> tuple[float, float]:
     """Seconds per epoch and GFLOP/s of the 784-500 binary RBM (meanfield negatives)."""
-    cfg = TrainConfig(arch="dense:500", visible_units=1, hidden_units=1, device="cpu", keep=0, compile=compiled)
+    cfg = TrainConfig(recipe="paper", arch="dense:500", visible_units=1, hidden_units=1, device="cpu", keep=0, compile=compiled)
     t = Trainer(cfg, "unused", images, write_images=False)
     n_steps = int(len(images) // 128 * fraction)
     v_all = images.float() / 255
@@ -91,7 +91,7 @@ def conv_stack(size: int, steps: int) -> tuple[float, float, float]:
     connection-only GFLOP/s). A joint training step makes 5 passes per layer (up, down, up
     of v′, two weight gradients) plus one input gradient for every layer above the first;
     the connection-only rate times the bare conv2d/matmul up-pass of the same stack."""
-    cfg = TrainConfig(arch="paper-generate", mode="joint", device="cpu", keep=0)  # the paper: summed losses, backprop
+    cfg = TrainConfig(recipe="paper", arch="paper-generate", mode="joint", device="cpu", keep=0)  # the paper: summed losses, backprop
     images = torch.randint(0, 256, (128, 3, size, size), dtype=torch.uint8)
     t = Trainer(cfg, "unused", images, write_images=False)
     v = images.float()
@@ -118,7 +118,7 @@ def gibbs_rate(which: str, threads: int, tuned: bool) -> tuple[float, float]:
         keep_freed_memory()
     g = torch.Generator().manual_seed(0)
     if which == "mnist":
-        dbn = build_dbn(TrainConfig(arch="dense:500", visible_units=1, hidden_units=1), (1, 28, 28))
+        dbn = build_dbn(TrainConfig(recipe="paper", arch="dense:500", visible_units=1, hidden_units=1), (1, 28, 28))
         v = load_dataset("mnist", "train").images[:64].float().flatten(1) / 255
 
         def run():
@@ -126,7 +126,7 @@ def gibbs_rate(which: str, threads: int, tuned: bool) -> tuple[float, float]:
             for _ in range(200):
                 x = gibbs_step(dbn.layers[0], x, g)
     else:  # the paper's stack at 64×64: chains in its top RBM, then one mean pass down
-        dbn = build_dbn(TrainConfig(arch="paper-generate"), (3, 64, 64))
+        dbn = build_dbn(TrainConfig(recipe="paper", arch="paper-generate"), (3, 64, 64))
 
         def run():
             generate(dbn, 64, 200, g)

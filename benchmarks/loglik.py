@@ -36,7 +36,7 @@ def main() -> None:
     ap.add_argument("--ais-betas", type=int, default=14_500)
     ap.add_argument("--ais-runs", type=int, default=100)
     args = ap.parse_args()
-    cfg = TrainConfig(arch=f"dense:{args.hidden}", visible_units=1, hidden_units=1, binarize="sample",
+    cfg = TrainConfig(recipe="paper", visible_bias_init="zero", arch=f"dense:{args.hidden}", visible_units=1, hidden_units=1, binarize="sample",
                       negatives=args.negatives, gibbs_steps=args.gibbs_steps, epochs=args.epochs, lr=args.lr, lr_decay=args.lr_decay,
                       device="cpu", sample_steps=500)
     out = Path("runs") / f"loglik-{args.negatives}-{int(time.time())}"

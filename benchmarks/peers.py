@@ -40,7 +40,7 @@ def sklearn_rbm(x: np.ndarray, epochs: int):
 
 def as_rbmcli(skl, shape=(1, 28, 28)):
     """The sklearn RBM as an rbmcli binary dense RBM: W̃ = s·W, s = sqrt(fan_in) for N = k = 1."""
-    dbn = build_dbn(TrainConfig(arch="dense:500", visible_units=1, hidden_units=1), shape)
+    dbn = build_dbn(TrainConfig(recipe="paper", arch="dense:500", visible_units=1, hidden_units=1), shape)
     rbm = dbn.layers[0]
     s = float(np.sqrt(skl.components_.shape[1]))
     with torch.no_grad():

@@ -81,7 +81,7 @@ def train_command(run: Path, epoch: int) -> str:
     if known is not None:  # the same run trained to `epoch` (constant rate: the same checkpoint as a resume)
         return re.sub(r"--epochs \d+", f"--epochs {epoch}", known)
     c = json.loads((run / "config.json").read_text())
-    return (f"OMP_NUM_THREADS=1 rbm train --dataset {c['dataset']} --arch {c['arch']} --visible-units {c['visible_units']} "
+    return (f"OMP_NUM_THREADS=1 rbm train --recipe paper --visible-bias-init zero --dataset {c['dataset']} --arch {c['arch']} --visible-units {c['visible_units']} "
             f"--hidden-units {c['hidden_units']} --lr {c['lr']:g} --seed {c['seed']} --epochs {epoch} --keep 10 "
             f"--device cpu --out {run}")
 

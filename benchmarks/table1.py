@@ -45,7 +45,7 @@ def main() -> None:
     ap.add_argument("--table", default="table1", help="results file name (table1, ablations, ...)")
     ap.add_argument("--tag", default="", help="a label for the row (ablation name)")
     args = ap.parse_args()
-    cfg = TrainConfig(dataset=args.dataset, arch=args.arch, visible_units=args.units, hidden_units=args.units,
+    cfg = TrainConfig(recipe="paper", visible_bias_init="zero", dataset=args.dataset, arch=args.arch, visible_units=args.units, hidden_units=args.units,
                       epochs=args.epochs, lr=args.lr, lr_decay=args.lr_decay, mode=args.mode, negatives=args.negatives,
                       activation=args.activation, k=args.k, limit=args.limit, device="cpu", sample_steps=100)
     out = args.out or Path("runs") / f"table1-{args.dataset}-N{args.units}-{args.arch}-{int(time.time())}-{os.getpid()}"

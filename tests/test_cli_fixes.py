@@ -271,7 +271,7 @@ def test_a_collapsed_layer_is_warned_about(tmp_path):
     assert layer_warnings({"epoch": 3, "dead_fraction": {"0": 0.2}, "saturated_fraction": {"0": 0.1}}) == []
     (w,) = layer_warnings({"epoch": 3, "dead_fraction": {"0": 1.0, "1": 0.0}, "saturated_fraction": {"0": 0.0}})
     assert w.startswith("layer 0: 100% of the hidden units are dead") and "--lr" in w
-    r = run("train", "--arch", "tiny", "--limit", 256, "--epochs", 2, "--sample-steps", 2, "-q", "--device", "cpu",
+    r = run("train", "--recipe", "paper", "--arch", "tiny", "--limit", 256, "--epochs", 2, "--sample-steps", 2, "-q", "--device", "cpu",
             "--lr", "1e12", "--no-plots", "--out", tmp_path / "run")  # every unit dies within 4 steps
     assert r.exit_code == 0, r.output
     assert r.output.count("Warning: layer 0: 100% of the hidden units are dead") == 1  # once, not per epoch
