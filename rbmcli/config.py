@@ -17,7 +17,8 @@ RECIPES = {
     # Generates varied samples (docs/theory.md, "Why the paper's recipe does not generate"): the
     # top RBM's hidden units are binary, so its Gibbs chain is noisy enough to move between
     # modes, and it learns from persistent chains with a decaying rate.
-    "generate": {"negatives": "pcd", "lr": 0.01, "lr_decay": "linear", "epochs": 10, "binary_top": True},
+    "generate": {"negatives": "pcd", "lower_negatives": "meanfield", "lr": 0.01, "lr_decay": "linear", "epochs": 10,
+                 "binary_top": True},
     # The paper's: mean-field reconstructions, Adam at 0.03, every hidden layer the same units.
     "paper": {"negatives": "meanfield", "lr": 0.03, "lr_decay": "none", "epochs": 5, "binary_top": False},
 }
@@ -36,7 +37,8 @@ class TrainConfig:
     binarize: str = "none"  # N_v = 1 only: none (intensities as probabilities), threshold, sample
     recipe: str = "generate"  # generate or paper: the defaults of the fields marked "recipe" (RECIPES)
     binary_top: bool | None = None  # recipe: the top layer's hidden units are binary (N = 1) unless --arch gives @N
-    negatives: str | None = None  # recipe: meanfield (paper), cd (CD-k) or pcd (persistent chains)
+    negatives: str | None = None  # recipe: the top layer's negatives: meanfield (paper), cd (CD-k) or pcd (persistent chains)
+    lower_negatives: str | None = None  # the negatives of the layers below the top (recipe generate: meanfield; else as negatives)
     gibbs_steps: int = 1  # k of CD-k / PCD-k
     mode: str = "detached"  # detached (all layers at once, each on its detached input), joint (backprop through the stack), greedy; detached measured best: docs/results.md
     epochs: int | None = None  # recipe: epochs (greedy: per layer)
@@ -67,6 +69,12 @@ class TrainConfig:
         for name, value in RECIPES[self.recipe].items():
             if getattr(self, name) is None:
                 setattr(self, name, value)
+        if self.lower_negatives is None:
+            self.lower_negatives = self.negatives
+
+    def layer_negatives(self, n_layers: int) -> list[str]:
+        """The source of negatives of each of n_layers layers: lower_negatives below, negatives on top."""
+        return [self.lower_negatives] * (n_layers - 1) + [self.negatives]
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)

@@ -36,7 +36,7 @@ def sparsity_penalty(rbm: RBM, h_mean: torch.Tensor, target: float) -> torch.Ten
     return (units.n / units.k) * positions * (target - q).pow(2).sum()
 
 
-def dbn_losses(dbn: DBN, v0: torch.Tensor, method: str = "meanfield", steps: int = 1,
+def dbn_losses(dbn: DBN, v0: torch.Tensor, method: str | list[str] = "meanfield", steps: int = 1,
                generator: torch.Generator | None = None, mode: str = "joint",
                chains: list[torch.Tensor] | None = None, layers: list[int] | None = None,
                sparsity: float = 0.0, sparsity_target: float = 0.1) -> list[torch.Tensor]:
@@ -45,12 +45,15 @@ def dbn_losses(dbn: DBN, v0: torch.Tensor, method: str = "meanfield", steps: int
     v0: (B, *input_shape) data in 0..N_v. mode "joint" lets layer l+1's loss flow into layer l
     through its input f_h(x_l); "detached" and "greedy" cut it. `layers` limits which losses
     are computed (greedy: the current layer; the ones below only feed it, without autograd).
+    method is one source of negatives for every layer, or a list with one per layer.
     For pcd, chains[l] is layer l's chain state and is replaced by its continuation in place.
     sparsity = λ > 0 adds λ · sparsity_penalty(layer, f_h(x), sparsity_target) to each layer's loss."""
     wanted = set(range(len(dbn.layers))) if layers is None else set(layers)
     top = max(wanted)
     losses, v = [], v0
+    methods = [method] * len(dbn.layers) if isinstance(method, str) else method
     for i, layer in enumerate(dbn.layers[: top + 1]):
+        method = methods[i]
         v = layer.flatten_input(v)
         if i not in wanted:
             with torch.no_grad():

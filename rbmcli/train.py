@@ -55,8 +55,8 @@ class TrainResult:
 def check_choices(cfg: TrainConfig) -> None:
     """The choices, the units and the architecture's syntax: usage errors that need no data,
     raised before the dataset is loaded (whether the layers fit the images is checked later)."""
-    if cfg.negatives not in NEGATIVES:
-        raise RbmError(f"--negatives must be one of {NEGATIVES}", usage=True)
+    if cfg.negatives not in NEGATIVES or cfg.lower_negatives not in NEGATIVES:
+        raise RbmError(f"--negatives and --lower-negatives must be one of {NEGATIVES}", usage=True)
     if cfg.mode not in MODES:
         raise RbmError(f"--mode must be one of {MODES}", usage=True)
     parse_arch(cfg.arch)
@@ -153,6 +153,7 @@ class Trainer:
 
             self.tb = TensorBoardLogger(self.run_dir)  # fails before training if the package is missing
         self.chains: list = [None] * len(self.dbn.layers)
+        self.negatives = cfg.layer_negatives(len(self.dbn.layers))
         # Compiled once per process; recompiles only if the input shapes change (e.g. greedy layers).
         self.losses_fn = torch.compile(dbn_losses) if cfg.compile else dbn_losses
         self.epoch, self.batch, self.step = 0, 0, 0
@@ -190,7 +191,7 @@ class Trainer:
         """One Adam step on the summed layer losses; returns each layer's loss."""
         cfg = self.cfg
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
-            losses = self.losses_fn(self.dbn, v, cfg.negatives, cfg.gibbs_steps, self.gen, cfg.mode, self.chains, layers,
+            losses = self.losses_fn(self.dbn, v, self.negatives, cfg.gibbs_steps, self.gen, cfg.mode, self.chains, layers,
                                     cfg.sparsity, cfg.sparsity_target)
         self.opt.zero_grad(set_to_none=True)
         torch.stack(losses).sum().backward()
