@@ -113,13 +113,15 @@ TABLE_POINTS = 16384  # grid of the tabulated copies moments (interpolation erro
 
 @functools.lru_cache(maxsize=32)
 def _copies_table(units: "Units") -> tuple[float, float, torch.Tensor]:
-    """(x₀, step, table (G, 2)): the copies model's mean and variance on a grid of x from 30 below
-    the first offset to 30 above the last, where they are 0 and N to within 1e-13."""
+    """(x₀, step, table (G, 4)): the copies model's mean and variance on a grid of x from 30 below
+    the first offset to 30 above the last, where they are 0 and N to within 1e-13, and their
+    slopes to the next grid point (0 at the last)."""
     o = units.offsets(dtype=torch.float64)
     x = torch.linspace(float(o[0]) - 30, float(o[-1]) + 30, TABLE_POINTS, dtype=torch.float64)
     p = torch.sigmoid(x.unsqueeze(-1) - o)  # (G, N)
-    table = torch.stack([p.sum(-1), (p * (1 - p)).sum(-1)], -1).float()
-    return float(x[0]), float(x[1] - x[0]), table
+    values = torch.stack([p.sum(-1), (p * (1 - p)).sum(-1)], -1)  # (G, 2)
+    slopes = torch.cat([values[1:] - values[:-1], torch.zeros(1, 2, dtype=values.dtype)])  # (G, 2)
+    return float(x[0]), float(x[1] - x[0]), torch.cat([values, slopes], -1).float()  # (G, 4)
 
 
 def copies_moments(units: "Units", x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -128,11 +130,11 @@ def copies_moments(units: "Units", x: torch.Tensor) -> tuple[torch.Tensor, torch
     where the sums cost O(N) and N× the memory."""
     x0, step, table = _copies_table(units)
     table = table.to(x.device)
-    t = ((x - x0) / step).clamp(0, TABLE_POINTS - 1.001)
+    t = ((x - x0) / step).clamp(0, TABLE_POINTS - 1)
     i = t.long()
-    w = (t - i).unsqueeze(-1)
-    m = table[i] * (1 - w) + table[i + 1] * w  # (*x.shape, 2)
-    return m[..., 0].to(x.dtype), m[..., 1].to(x.dtype)
+    row = table[i]  # (*x.shape, 4): value and slope of the mean and the variance at grid point i
+    w = t - i
+    return (row[..., 0] + w * row[..., 2]).to(x.dtype), (row[..., 1] + w * row[..., 3]).to(x.dtype)
 
 
 @dataclass(frozen=True)

@@ -171,3 +171,33 @@ def test_a_binary_784_16_rbm_beats_independent_pixels_on_mnist():
     independent = float((v * p.log() + (1 - v) * (1 - p).log()).sum(1).mean())
     ll = float(log_likelihood(rbm, v, exact_log_partition(rbm)).mean())
     assert ll > independent + 10, (ll, independent)
+
+
+def test_generate_recipe_uses_persistent_chains_only_in_the_top_layer():
+    """Below the binary top RBM the layers are nearly deterministic (M ≈ 16,256 trials), where a
+    chain is a near-iterated map: they learn from mean-field reconstructions, the top from PCD.
+    An explicit --lower-negatives overrides it; the paper's recipe uses one source for all."""
+    images, _ = prototypes(40)
+    c = TrainConfig(arch="dense:6,dense:4", batch_size=20, device="cpu")
+    assert c.layer_negatives(2) == ["meanfield", "pcd"]
+    t = fit(c, images, 1)
+    assert t.chains[0] is None and t.chains[1] is not None and t.chains[1].shape == (20, 6)
+    assert t.dbn.specs[1].hidden_units.n == 1 and t.dbn.specs[0].hidden_units.n == 255
+    assert TrainConfig(lower_negatives="cd").layer_negatives(3) == ["cd", "cd", "pcd"]
+    assert TrainConfig(recipe="paper", negatives="pcd").layer_negatives(2) == ["pcd", "pcd"]
+    old = TrainConfig.from_json('{"negatives": "pcd", "lr": 0.01}')  # a config from before recipes
+    assert old.recipe == "paper" and old.layer_negatives(2) == ["pcd", "pcd"] and not old.binary_top
+
+
+@pytest.mark.parametrize("n, k", [(255, None), (31, None), (40, 0.5)])
+def test_tabulated_copies_moments_match_the_sums(n, k):
+    """The interpolated table equals Σ_n σ(x − o_n) and Σ_n σ(1 − σ) within 1e-3, over and past
+    the whole range of the offsets (odd grid: no point of x falls on the table's grid)."""
+    from rbmcli.units import copies_moments
+
+    u = Units.make(n, k)
+    o = u.offsets()
+    x = torch.linspace(float(o[0]) - 50, float(o[-1]) + 50, 20_011)
+    mean, var = copies_moments(u, x)
+    assert torch.allclose(mean, u.copies_mean(x), atol=1e-3)
+    assert torch.allclose(var, u.copies_variance(x), atol=1e-3)
