@@ -33,8 +33,8 @@ def check_demo_options(info: dict, opts, name: str) -> None:
     if not demos:
         return
     if name == "folder":
-        raise RbmError(f"{', '.join(demos)} measure test images: the folder dataset has no test split; "
-                       "pass --dataset with one that has", usage=True)
+        raise RbmError(f"{', '.join(demos)}: the folder dataset has no test split to measure; pass --dataset "
+                       "with one that has", usage=True)
     channels = info["input_shape"][0]
     for flag, on in (("--colorize", opts.colorize), ("--hue-match", opts.hue_match)):
         if on and channels != 3:
@@ -100,14 +100,13 @@ def colorize_rows(ckpt: Path, data: DemoData, name: str) -> list:
     """Rows colorize_hue_error_deg and colorize_within_18deg_percent (model; baselines in details)."""
     from rbmcli.evaluate import Row
     from rbmcli.generate import to_gray
-    from rbmcli.hue import circular_mean_hue, colorization_score, mean_saturation
+    from rbmcli.hue import colorization_score, stroke_hue_statistics
 
     t0 = time.time()
     true = data.test.images
     truth = true.float() / 255
     gray = to_gray(true, 1).float() / 255
-    train = data.train.images.float() / 255
-    hue, sat = circular_mean_hue(train), mean_saturation(train)
+    hue, sat = stroke_hue_statistics(data.train.images)
     model = colorization_score(_reconstruct(ckpt, true, data.opts, gray=True), truth)
     as_gray = colorization_score(gray.expand(-1, 3, -1, -1), truth)
     tinted = colorization_score(mean_hue_baseline(gray, hue, sat), truth)

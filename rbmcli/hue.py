@@ -115,17 +115,18 @@ def class_hue_match(rgb: torch.Tensor, class_hues: torch.Tensor, tolerance: floa
     return 100.0 * float((median.abs() <= tolerance).double().mean()), int(has.sum())
 
 
-def circular_mean_hue(true_rgb: torch.Tensor) -> float:
-    """The circular mean in degrees [0, 360) of the hue of every stroke pixel of the images
-    (n, 3, H, W): atan2 of the mean of sin h and cos h."""
-    h, _, _ = rgb_to_hsv(true_rgb)
-    rad = torch.deg2rad(h[stroke_mask(true_rgb)])
-    if rad.numel() == 0:
+def stroke_hue_statistics(images: torch.Tensor, chunk: int = 4096) -> tuple[float, float]:
+    """(circular mean hue in degrees [0, 360), mean saturation) of every stroke pixel of uint8
+    images (n, 3, H, W), in chunks of `chunk` images: the hue is atan2(Σ sin h, Σ cos h)."""
+    sin = cos = sat = 0.0
+    count = 0
+    for part in images.split(chunk):
+        rgb = part.float() / 255 if part.dtype == torch.uint8 else part.float()
+        h, s, _ = rgb_to_hsv(rgb)
+        mask = stroke_mask(rgb)
+        rad = torch.deg2rad(h[mask])
+        sin, cos = sin + float(rad.sin().sum()), cos + float(rad.cos().sum())
+        sat, count = sat + float(s[mask].sum()), count + int(mask.sum())
+    if count == 0:
         raise RbmError("no stroke pixels with a defined hue in the training images: are they color images?")
-    return float(torch.remainder(torch.rad2deg(torch.atan2(rad.sin().mean(), rad.cos().mean())), 360.0))
-
-
-def mean_saturation(true_rgb: torch.Tensor) -> float:
-    """Mean saturation of the stroke pixels of images (n, 3, H, W)."""
-    _, s, _ = rgb_to_hsv(true_rgb)
-    return float(s[stroke_mask(true_rgb)].mean())
+    return math.degrees(math.atan2(sin, cos)) % 360.0, sat / count

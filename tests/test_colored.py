@@ -17,7 +17,7 @@ from rbmcli.data import load_dataset
 from rbmcli.digit_classifier import luminance_features, train_classifier
 from rbmcli.errors import RbmError
 from rbmcli.generate import to_gray
-from rbmcli.hue import (MISS_ERROR, circular_mean_hue, class_hue_match, colorization_score, rgb_to_hsv, wrap)
+from rbmcli.hue import MISS_ERROR, class_hue_match, colorization_score, rgb_to_hsv, stroke_hue_statistics, wrap
 from rbmcli.occlusion import band_masks, band_rmse, bar_height, occlude
 
 runner = CliRunner()
@@ -33,7 +33,8 @@ def solid(hues, sats=1.0, side=4, stroke=None):
     (side, side), default all) and 0 elsewhere."""
     hues = torch.as_tensor(hues, dtype=torch.float64)
     v = torch.ones(side, side) if stroke is None else stroke.double()
-    rgb = hsv_to_rgb(hues[:, None, None], torch.as_tensor(sats, dtype=torch.float64), v)  # (3, n, H, W)
+    sats = torch.as_tensor(sats, dtype=torch.float64)
+    rgb = hsv_to_rgb(hues[:, None, None], sats[:, None, None] if sats.dim() else sats, v)  # (3, n, H, W)
     return rgb.permute(1, 0, 2, 3).float()
 
 
@@ -142,7 +143,8 @@ def test_class_hue_match_and_circular_mean():
     assert (percent, with_strokes) == (75.0, 4)  # +10 in, +20 out, 0 in, −10 in
     images[2] = 0  # no stroke: a miss
     assert class_hue_match(images, torch.tensor([108.0, 108.0, 0.0, 0.0])) == (50.0, 3)
-    assert circular_mean_hue(solid([350.0, 20.0])) == pytest.approx(5.0)  # not 185
+    hue, sat = stroke_hue_statistics(solid([350.0, 20.0, 20.0], [0.5, 1.0, 1.0]), chunk=2)  # chunks of 2 and 1
+    assert hue == pytest.approx(10.1, abs=0.1) and sat == pytest.approx(2.5 / 3)  # circular: not 130
 
 
 # --- occlusion -----------------------------------------------------------------------------
@@ -238,6 +240,8 @@ def test_gray_checkpoint_with_colorize_is_one_usage_error(tmp_path):
         lines = [line for line in r.output.splitlines() if line.strip()]
         assert len(lines) == 1 and lines[0].startswith("Error:") and "color model" in lines[0]
         assert not (tmp_path / "x.json").exists() and not (run / "eval.json").exists()
+    r = runner.invoke(app, ["evaluate", str(run / "model.safetensors"), "--occlusion", "--dataset", "folder"])
+    assert r.exit_code == 2 and "no test split" in r.output and not (run / "eval.json").exists()
     r = runner.invoke(app, ["evaluate", str(run / "model.safetensors"), "--occlusion", "--limit-train", "300",
                             "--limit-test", "30", "-q"])
     assert r.exit_code == 0, r.output  # occlusion works on gray models
