@@ -53,7 +53,9 @@ class Classifier:
     def predict(self, images: torch.Tensor, batch: int = 2048) -> torch.Tensor:
         """Images (n, C, H, W) → predicted labels int64 (n,)."""
         x = luminance_features(images)
-        return torch.cat([self.logits(c).argmax(1) for c in x.split(batch)]) if len(x) else torch.zeros(0, dtype=torch.long)
+        if len(x) == 0:
+            return torch.zeros(0, dtype=torch.long)
+        return torch.cat([self.logits(c).argmax(1) for c in x.split(batch)])
 
     def accuracy(self, images: torch.Tensor, labels: torch.Tensor) -> float:
         """Percent of images (n, C, H, W) whose predicted label equals labels (n,)."""
