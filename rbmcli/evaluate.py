@@ -1,5 +1,7 @@
-"""`rbm evaluate`: SVM error on top features (Table 1), FID of samples (Table 2) and the
-log-likelihood by AIS, for one checkpoint, each as a result row with its protocol."""
+"""`rbm evaluate`: SVM error on top features (Table 1), FID of samples (Table 2), the
+log-likelihood by AIS, and the reconstruction demos as figures (colorization, occlusion, the
+hue match of color samples: rbmcli.evaluate_demos), for one checkpoint, each as a result row
+with its protocol."""
 
 from __future__ import annotations
 
@@ -42,19 +44,27 @@ class EvalOptions:
     device: str = "auto"
     seed: int = 0
     batch_size: int = 512
+    colorize: bool = False  # hue error of gray test images reconstructed in color
+    occlusion: bool = False  # band RMSE and classifier accuracy of occluded test images reconstructed
+    hue_match: bool = False  # share of samples whose stroke hue matches their class (colored-mnist)
+    hue_samples: int = 1000  # samples for --hue-match
+    recon_steps: int = 0  # Gibbs steps in the top RBM of --colorize/--occlusion reconstructions
 
     def validate(self) -> "EvalOptions":
         """Every choice and number, before any work (usage errors naming the option)."""
         from rbmcli.options import MAX_COUNT, SEED_MAX, check_ints
 
-        if not (self.svm or self.fid or self.ais):
-            raise RbmError("choose at least one of --svm, --fid, --ais", usage=True)
+        if not (self.svm or self.fid or self.ais or self.colorize or self.occlusion or self.hue_match):
+            raise RbmError("choose at least one of --svm, --fid, --ais, --colorize, --occlusion, --hue-match",
+                           usage=True)
         if self.kernel not in KERNELS:
             raise RbmError(f"--kernel must be one of {', '.join(KERNELS)}, got {self.kernel!r}", usage=True)
         check_ints({"--limit-train": (self.limit_train, 1, 10**12), "--limit-test": (self.limit_test, 1, 10**12),
                     "--fid-samples": (self.fid_samples, 2, MAX_COUNT), "--fid-steps": (self.fid_steps, 0, MAX_COUNT),
                     "--ais-runs": (self.ais_runs, 1, MAX_COUNT), "--ais-betas": (self.ais_betas, 1, MAX_COUNT),
-                    "--seed": (self.seed, 0, SEED_MAX), "batch size": (self.batch_size, 1, MAX_COUNT)})
+                    "--seed": (self.seed, 0, SEED_MAX), "batch size": (self.batch_size, 1, MAX_COUNT),
+                    "--hue-samples": (self.hue_samples, 1, MAX_COUNT),
+                    "--recon-steps": (self.recon_steps, 0, MAX_COUNT)})
         return self
 
 
@@ -230,6 +240,10 @@ def evaluate(ckpt: Path | None, opts: EvalOptions, progress: Progress | None = N
     progress = progress or (lambda task, done, total: None)
     dbn, info = load_model(ckpt)
     dbn.eval()
+    from rbmcli.evaluate_demos import DemoData, check_demo_options, colorize_rows, hue_match_row, occlusion_rows
+
+    name = opts.dataset or info["config"].get("dataset") or info.get("dataset")
+    check_demo_options(info, opts, name)
     rows = []
     if opts.svm:
         rows.append(svm_row(dbn, info, opts, progress))
@@ -237,4 +251,14 @@ def evaluate(ckpt: Path | None, opts: EvalOptions, progress: Progress | None = N
         rows.append(ais_row(dbn, info, opts, progress))
     if opts.fid:
         rows.append(fid_row(ckpt, info, opts, progress))
+    demo = DemoData(info, opts, lambda split, limit: _data(info, opts, split, limit))
+    if opts.colorize:
+        progress("colorization", 0, 1)
+        rows += colorize_rows(ckpt, demo, name)
+    if opts.occlusion:
+        progress("occlusion", 0, 1)
+        rows += occlusion_rows(ckpt, demo, name)
+    if opts.hue_match:
+        progress("hue match of samples", 0, 1)
+        rows.append(hue_match_row(ckpt, demo, name))
     return ckpt, rows

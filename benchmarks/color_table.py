@@ -1,0 +1,85 @@
+"""The reconstruction demos and color generation of one checkpoint as rows and pictures.
+
+    python benchmarks/color_table.py runs/colored-dense/model.safetensors
+    python benchmarks/color_table.py runs/mnist-default/model.safetensors
+
+Runs `rbm evaluate`'s --colorize (color models), --occlusion and --hue-match (colored-mnist
+models) on the checkpoint's test split, appends the rows to benchmarks/results/color.json,
+and writes three pictures named after the run folder into docs/img/:
+<run>-samples.png (64 samples from noise, 8 a row), <run>-colorize.png (rows of 16 test
+images: gray input, reconstruction, truth) and <run>-occlusion.png (occluded, restored, clean).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from datetime import date
+from pathlib import Path
+
+import torch
+from rows import append_rows, command_line
+
+from rbmcli.checkpoint import load_model
+from rbmcli.data import load_dataset
+from rbmcli.evaluate import EvalOptions, evaluate
+from rbmcli.generate import reconstruct_images, sample_images, to_gray
+from rbmcli.images import save_png
+from rbmcli.occlusion import occlude
+
+ROOT = Path(__file__).resolve().parent.parent
+IMG = ROOT / "docs" / "img"
+PER_ROW = 16
+
+
+def pictures(ckpt: Path, info: dict, tag: str, steps: int, recon_steps: int, seed: int) -> dict:
+    """Write the three pictures (the colorization one for color models only); their paths."""
+    c, side = info["input_shape"][0], info["input_shape"][-1]
+    clean = load_dataset(info["config"]["dataset"], "test", None, side, PER_ROW, channels=c).images
+    written = {}
+    samples = sample_images(ckpt, 64, steps, seed=seed, device="cpu").images
+    written["samples"] = save_png(samples, IMG / f"{tag}-samples.png", nrow=8)
+    if c == 3:
+        colored = reconstruct_images(ckpt, clean, recon_steps, gray=True, device="cpu", seed=seed)
+        rows = torch.cat([to_gray(clean, 3).float() / 255, colored, clean.float() / 255])
+        written["colorize"] = save_png(rows, IMG / f"{tag}-colorize.png", nrow=PER_ROW)
+    occluded, _ = occlude(clean, torch.Generator().manual_seed(seed))
+    restored = reconstruct_images(ckpt, occluded, recon_steps, device="cpu", seed=seed)
+    rows = torch.cat([occluded.float() / 255, restored, clean.float() / 255])
+    written["occlusion"] = save_png(rows, IMG / f"{tag}-occlusion.png", nrow=PER_ROW)
+    return {k: str(p.relative_to(ROOT)) for k, p in written.items()}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("checkpoint", type=Path)
+    ap.add_argument("--limit-test", type=int, default=None, help="test images (default: the whole split)")
+    ap.add_argument("--limit-train", type=int, default=None, help="training images for the classifier and mean hue")
+    ap.add_argument("--hue-samples", type=int, default=1000)
+    ap.add_argument("--steps", type=int, default=1000, help="Gibbs steps per sample")
+    ap.add_argument("--recon-steps", type=int, default=0, help="Gibbs steps in the top RBM of reconstructions")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+
+    _, info = load_model(args.checkpoint)
+    cfg = info["config"]
+    color = info["input_shape"][0] == 3
+    opts = EvalOptions(occlusion=True, colorize=color, hue_match=cfg["dataset"] == "colored-mnist",
+                       limit_train=args.limit_train, limit_test=args.limit_test, hue_samples=args.hue_samples,
+                       fid_steps=args.steps, recon_steps=args.recon_steps, device="cpu", seed=args.seed)
+    t0 = time.time()
+    _, rows = evaluate(args.checkpoint, opts)
+    tag = args.checkpoint.parent.name
+    pics = pictures(args.checkpoint, info, tag, args.steps, args.recon_steps, args.seed)
+    model = f"{cfg['arch']}, N={cfg['visible_units']}, {cfg['recipe']} recipe, {cfg['epochs']} ep"
+    common = {"dataset": cfg["dataset"], "model": model, "checkpoint": str(args.checkpoint), "pictures": pics,
+              "threads": torch.get_num_threads(), "date": str(date.today()), "command": command_line()}
+    out = [{"metric": r.metric, "value": round(r.value, 4), "details": r.details, "seconds": round(r.seconds, 1),
+            **common} for r in rows]
+    print(json.dumps(out, indent=2))
+    print(f"{time.time() - t0:.0f} s; rows appended to {append_rows('color', out)}")
+
+
+if __name__ == "__main__":
+    main()
