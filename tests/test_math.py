@@ -88,7 +88,7 @@ def test_integral_is_antiderivative_of_mean():
 
 
 def test_copies_approximation_for_defaults():
-    """READING.md: with N = 255, k = 4/N the copies mean, variance and free energy follow
+    """With N = 255, k = 4/N the copies mean, variance and free energy follow
     f, f' and ∫f. Bounds measured: |Δmean| < 0.45, |Δvar| < 0.25 (peak f′ = 1), ∫ band < 7 nats."""
     u = Units.make(255)
     x = torch.linspace(-6 / u.k, 6 / u.k, 4001)
