@@ -64,19 +64,35 @@ def test_multinary_copies_free_energy_equals_enumeration():
 
 @pytest.mark.parametrize("act", ["sigmoid", "relu"])
 def test_n1_multinary_formulas_reduce_to_binary(act):
-    u = Units.make(1, 1.0, "sigmoid")
+    """N = 1, k = 1: mean, free-energy term and variance are the single unit's of its activation,
+    written out independently here (sigmoid: the binary RBM's; relu: the clipped identity)."""
     x = torch.linspace(-9, 9, 37)
-    assert torch.allclose(u.mean(x), torch.sigmoid(x))
-    assert torch.allclose(u.integral(x), F.softplus(x))
-    assert torch.allclose(u.variance(x), torch.sigmoid(x) * torch.sigmoid(-x))
-    assert torch.allclose(u.copies_integral(x), F.softplus(x))
-    assert torch.allclose(u.copies_mean(x), u.mean(x))
-    # Default k for N = 1 sigmoid is exactly the binary unit.
-    assert Units.make(1) == u
-    # The capped ReLU with N = 1 is the clipped identity.
-    r = Units.make(1, None, act)
-    if act == "relu":
-        assert torch.allclose(r.mean(x), x.clamp(0, 1))
+    u = Units.make(1, 1.0, act)
+    if act == "sigmoid":
+        mean, integral, var = torch.sigmoid(x), F.softplus(x), torch.sigmoid(x) * torch.sigmoid(-x)
+    else:
+        mean = x.clamp(0, 1)
+        integral = torch.where(x < 0, 0.0, torch.where(x < 1, x * x / 2, x - 0.5))
+        var = ((x > 0) & (x < 1)).to(x.dtype)
+    assert torch.allclose(u.mean(x), mean)
+    assert torch.allclose(u.integral(x), integral)
+    assert torch.allclose(u.variance(x), var)
+    if act == "sigmoid":  # one copy with offset 0: the copies model is the binary unit itself
+        assert torch.equal(u.offsets(dtype=x.dtype), torch.zeros(1, dtype=x.dtype))
+        assert torch.allclose(u.copies_integral(x), F.softplus(x))
+        assert torch.allclose(u.copies_mean(x), mean)
+        assert Units.make(1) == u  # the default k for N = 1 sigmoid
+    else:  # f⁻¹(½) = ½
+        assert torch.allclose(u.offsets(dtype=x.dtype), torch.tensor([0.5], dtype=x.dtype))
+
+
+@pytest.mark.parametrize("n, k, act", [(255, None, "sigmoid"), (7, 0.3, "sigmoid"), (5, None, "relu")])
+def test_offsets_put_each_copy_at_half_a_level(n, k, act):
+    """o_n = f⁻¹(n − ½): the mean activity at copy n's offset is exactly n − ½."""
+    u = Units.make(n, k, act)
+    o = u.offsets(dtype=torch.float64)
+    assert o.shape == (n,) and torch.all(o[1:] > o[:-1])
+    assert torch.allclose(u.mean(o), torch.arange(n, dtype=torch.float64) + 0.5, atol=1e-9)
 
 
 def test_integral_is_antiderivative_of_mean():
