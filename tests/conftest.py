@@ -1,3 +1,5 @@
+import signal
+
 import pytest
 import torch
 
@@ -44,3 +46,12 @@ def pytest_collection_modifyitems(config, items):
 def _threads():
     torch.set_num_threads(1)  # tiny problems: threads only add latency
     yield
+
+
+@pytest.fixture(autouse=True)
+def _restore_signal_handlers():
+    """`rbm train` in-process installs SIGINT/SIGTERM handlers; give pytest its own back."""
+    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    yield
+    for s, h in saved.items():
+        signal.signal(s, h)

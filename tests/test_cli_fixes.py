@@ -14,6 +14,8 @@ import torch
 import typer
 from typer.testing import CliRunner
 
+from cli_helpers import one_error_line
+
 from rbmcli.checkpoint import state_path
 from rbmcli.cli import app, domain_errors, loss_text
 from rbmcli.config import TrainConfig
@@ -28,20 +30,6 @@ def run(*args):
     return runner.invoke(app, [str(a) for a in args])
 
 
-def error_line(r) -> str:
-    """The one `Error:` line of a failed command (asserting it is the only one, no traceback)."""
-    assert r.exception is None or isinstance(r.exception, SystemExit), repr(r.exception)
-    lines = [line for line in r.output.splitlines() if line.startswith("Error:")]
-    assert len(lines) == 1 and "Traceback" not in r.output, r.output
-    return lines[0]
-
-
-@pytest.fixture(autouse=True)
-def _signals():
-    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-    yield
-    for s, h in saved.items():
-        signal.signal(s, h)
 
 
 def digits(n=64, seed=0):
@@ -71,12 +59,12 @@ def test_error_text_is_not_markup():
         raise RbmError("FID needs pytorch-fid: pip install 'rbmcli[fid]' ([/x] [bold])")
 
     r = runner.invoke(demo, [])
-    assert error_line(r) == "Error: FID needs pytorch-fid: pip install 'rbmcli[fid]' ([/x] [bold])"
+    assert one_error_line(r) == "Error: FID needs pytorch-fid: pip install 'rbmcli[fid]' ([/x] [bold])"
 
 
-def test_report_path_with_closing_tag_is_one_error_line(tmp_path):
+def test_report_path_with_closing_tag_is_one_one_error_line(tmp_path):
     r = run("report", tmp_path / "runs" / "[/x]")
-    assert r.exit_code == 1 and "[/x]" in error_line(r)
+    assert r.exit_code == 1 and "[/x]" in one_error_line(r)
 
 
 def test_help_keeps_brackets():
@@ -102,7 +90,7 @@ def test_train_choices_are_refused_before_the_dataset_loads(tmp_path, monkeypatc
         raise AssertionError("the dataset was loaded")
     monkeypatch.setattr(rbmcli.data, "load_dataset", no_data)
     r = run("train", *args, "--out", tmp_path / "x", "-q")
-    assert r.exit_code == 2 and needle in error_line(r)
+    assert r.exit_code == 2 and needle in one_error_line(r)
     assert not (tmp_path / "x").exists()
 
 
@@ -111,12 +99,12 @@ def test_evaluate_choices_are_refused_before_any_work(tmp_path):
     for args, needle in [(["--svm", "--kernel", "foo"], "--kernel"), (["--fid", "--fid-samples", "0"], "--fid-samples"),
                          (["--ais", "--seed", 2**64 + 1], "--seed"), (["--svm", "--limit-train", "0"], "--limit-train")]:
         r = run("evaluate", missing, *args)
-        assert r.exit_code == 2 and needle in error_line(r)
+        assert r.exit_code == 2 and needle in one_error_line(r)
 
 
 def test_svm_with_too_little_data_is_a_usage_error(run_dir):
     r = run("evaluate", run_dir / "model.safetensors", "--svm", "--limit-train", 1, "-q")
-    assert r.exit_code == 2 and "--limit-train 100" in error_line(r)
+    assert r.exit_code == 2 and "--limit-train 100" in one_error_line(r)
 
 
 # --- outputs checked before the work ---------------------------------------------------------
@@ -124,11 +112,11 @@ def test_outputs_are_checked_before_sampling(run_dir, tmp_path):
     ck = run_dir / "model.safetensors"
     (tmp_path / "file").write_text("x")
     r = run("sample", ck, "-o", tmp_path / "g.png", "--individual", tmp_path / "file")
-    assert r.exit_code == 2 and "is a file" in error_line(r)
+    assert r.exit_code == 2 and "is a file" in one_error_line(r)
     r = run("sample", ck, "-o", tmp_path / ("x" * 300 + ".png"))
-    assert r.exit_code == 2 and "too long" in error_line(r)
+    assert r.exit_code == 2 and "too long" in one_error_line(r)
     r = run("evaluate", ck, "--svm", "--json", tmp_path / "file" / "r.json")
-    assert r.exit_code == 2 and "--json" in error_line(r)
+    assert r.exit_code == 2 and "--json" in one_error_line(r)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
 
 
@@ -138,7 +126,7 @@ def test_train_refuses_a_users_folder_untouched(tmp_path):
     (mine / "best.json").write_text('{"mine": 1}')
     (mine / "metrics.jsonl").write_text('{"accuracy": 0.9}\n')
     r = run("train", "--arch", "tiny", "--limit", 256, "--epochs", 1, "-q", "--device", "cpu", "--out", mine)
-    assert r.exit_code == 1 and "not empty" in error_line(r)
+    assert r.exit_code == 1 and "not empty" in one_error_line(r)
     assert sorted(p.name for p in mine.iterdir()) == ["best.json", "metrics.jsonl"]
     assert (mine / "metrics.jsonl").read_text() == '{"accuracy": 0.9}\n'
 
@@ -147,20 +135,20 @@ def test_report_and_evaluate_json_never_overwrite_silently(run_dir, tmp_path):
     page = tmp_path / "r.html"
     page.write_text("mine")
     r = run("report", run_dir, "-o", page)
-    assert r.exit_code == 1 and "--force" in error_line(r) and page.read_text() == "mine"
+    assert r.exit_code == 1 and "--force" in one_error_line(r) and page.read_text() == "mine"
     assert run("report", run_dir, "-o", page, "--force").exit_code == 0 and "<html" in page.read_text()
     res = tmp_path / "res.json"
     res.write_text("mine")
     r = run("evaluate", run_dir / "model.safetensors", "--ais", "--json", res)
-    assert r.exit_code == 1 and "--force" in error_line(r) and res.read_text() == "mine"
+    assert r.exit_code == 1 and "--force" in one_error_line(r) and res.read_text() == "mine"
 
 
 def test_misleading_messages(run_dir, tmp_path):
     r = run("sample", run_dir, "-o", tmp_path / "g.png")
-    assert r.exit_code == 1 and "is a folder" in error_line(r) and "model.safetensors" in error_line(r)
+    assert r.exit_code == 1 and "is a folder" in one_error_line(r) and "model.safetensors" in one_error_line(r)
     (tmp_path / "file").write_text("x")
     r = run("report", tmp_path / "file")
-    assert r.exit_code == 1 and "is a file, not a run folder" in error_line(r)
+    assert r.exit_code == 1 and "is a file, not a run folder" in one_error_line(r)
 
 
 # --- --json and eval.json --------------------------------------------------------------------
@@ -198,7 +186,7 @@ def test_resume_takes_the_device_and_refuses_a_changed_architecture(run_dir, tmp
     tensors["rng.sample"] = torch.zeros(16, dtype=torch.uint8)  # the size of a CUDA Philox state
     save_file(tensors, state, metadata=meta)
     r = run("train", "--resume", "--out", folder, "--arch", "dense:9", "--epochs", 2, "-q")
-    assert r.exit_code == 2 and "--arch dense:9 differs" in error_line(r)
+    assert r.exit_code == 2 and "--arch dense:9 differs" in one_error_line(r)
     r = run("train", "--resume", "--out", folder, "--epochs", 2, "--device", "cpu", "--save-every", 1, "-q",
             "--data-dir", tmp_path)  # synthetic run: it trained on given images; here on MNIST
     assert r.exit_code == 0, r.output
@@ -250,11 +238,11 @@ def test_fid_between_two_statistics_files_and_refused_combinations(run_dir, tmp_
     assert json.loads(r.stdout)["results"][0]["value"] == pytest.approx(4.0)
     del rng
     r = run("evaluate", run_dir / "model.safetensors", "--svm", "--real-dir", tmp_path, "--fake-dir", tmp_path)
-    assert r.exit_code == 2 and "--real-dir" in error_line(r)
+    assert r.exit_code == 2 and "--real-dir" in one_error_line(r)
     r = run("evaluate", tmp_path / "a.npz", tmp_path / "b.npz", "--svm")
-    assert r.exit_code == 2 and "--svm" in error_line(r)
+    assert r.exit_code == 2 and "--svm" in one_error_line(r)
     r = run("evaluate", tmp_path, tmp_path / "s.npz", "--save-stats", "--ais")
-    assert r.exit_code == 2 and "--save-stats" in error_line(r)
+    assert r.exit_code == 2 and "--save-stats" in one_error_line(r)
 
 
 # --- loss display and divergence -------------------------------------------------------------

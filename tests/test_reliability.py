@@ -18,6 +18,8 @@ import torch
 from safetensors import SafetensorError, safe_open
 from typer.testing import CliRunner
 
+from cli_helpers import one_error_line
+
 import rbmcli.checkpoint
 import rbmcli.train
 from rbmcli.checkpoint import load_model, read_safetensors, save_state, state_path
@@ -46,24 +48,6 @@ main()
 
 def run(*args):
     return runner.invoke(app, list(map(str, args)))
-
-
-def one_error_line(r, code: int) -> str:
-    """Assert exit `code` with exactly one `Error:` line and no traceback; return that line."""
-    assert r.exit_code == code, r.output
-    assert r.exception is None or isinstance(r.exception, SystemExit), repr(r.exception)
-    lines = [line for line in r.output.splitlines() if line.startswith("Error:")]
-    assert len(lines) == 1 and "Traceback" not in r.output, r.output
-    return lines[0]
-
-
-@pytest.fixture(autouse=True)
-def _restore_signal_handlers():
-    """`rbm train` in-process installs SIGINT/SIGTERM handlers; give pytest its own back."""
-    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-    yield
-    for s, h in saved.items():
-        signal.signal(s, h)
 
 
 @pytest.fixture(scope="module")
