@@ -12,7 +12,7 @@ import math
 from rbmcli.errors import RbmError
 
 SEED_MAX = 2**32 - 1  # numpy and scikit-learn seeds are 32-bit
-MAX_SIDE = 4096  # image side (= rbmcli.checkpoint.MAX_SIDE)
+MAX_SIDE = 4096  # image side (= rbmcli.train.checkpoint.MAX_SIDE)
 MAX_UNITS_N = 65535  # N of a unit (copies): 16-bit pixel levels at most
 MAX_COUNT = 10_000_000  # images, samples, steps, epochs, runs: a count no run needs to exceed
 

@@ -10,12 +10,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from rbmcli.ais import (ais_log_likelihood, ais_log_partition, base_log_partition, base_rate_biases,
+from rbmcli.eval.ais import (ais_log_likelihood, ais_log_partition, base_log_partition, base_rate_biases,
                         default_betas, reverse_ais_log_partition)
 from rbmcli.errors import RbmError
-from rbmcli.partition import all_binary_states, exact_log_partition
-from rbmcli.rbm import RBM, LayerSpec
-from rbmcli.units import Units
+from rbmcli.eval.partition import all_binary_states, exact_log_partition
+from rbmcli.model.rbm import RBM, LayerSpec
+from rbmcli.model.units import Units
 
 BIN = Units.make(1)
 BETAS = torch.linspace(0, 1, 1000)

@@ -12,7 +12,7 @@ import pytest
 CHILD = """
 import json, resource, sys
 import torch
-from rbmcli.allocator import keep_freed_memory
+from rbmcli.train.allocator import keep_freed_memory
 applied = keep_freed_memory()
 x = torch.rand(128, 3, 64, 64)
 w = torch.randn(64, 3, 4, 4, requires_grad=True)

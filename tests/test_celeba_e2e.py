@@ -6,7 +6,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from rbmcli.cli import app
-from rbmcli.checkpoint import load_model
+from rbmcli.train.checkpoint import load_model
 
 runner = CliRunner()
 

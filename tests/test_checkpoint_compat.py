@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
-from rbmcli.checkpoint import describe_checkpoint, load_model
+from rbmcli.train.checkpoint import describe_checkpoint, load_model
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

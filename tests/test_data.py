@@ -1,4 +1,4 @@
-"""Tests for rbmcli.data: every loader reads fixtures written in the real on-disk formats."""
+"""Tests for rbmcli.data.datasets: every loader reads fixtures written in the real on-disk formats."""
 
 import gzip
 import os
@@ -10,9 +10,9 @@ import pytest
 import torch
 from PIL import Image
 
-from rbmcli import data
-from rbmcli.data import load_dataset
-from rbmcli.datasets_formats import read_idx
+from rbmcli.data import datasets as data
+from rbmcli.data.datasets import load_dataset
+from rbmcli.data.formats import read_idx
 from rbmcli.errors import RbmError
 
 ATTRIBUTES = ("5_o_Clock_Shadow Arched_Eyebrows Attractive Bags_Under_Eyes Bald Bangs Big_Lips Big_Nose "

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from rbmcli import fid, inception
+from rbmcli.eval import fid, inception
 from rbmcli.errors import RbmError
 
 HAVE_REAL_WEIGHTS = (importlib.util.find_spec("pytorch_fid") is not None

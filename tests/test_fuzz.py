@@ -21,12 +21,12 @@ from PIL import Image
 from safetensors.torch import save_file
 from typer.testing import CliRunner
 
-from rbmcli.checkpoint import load_model, save_model
+from rbmcli.train.checkpoint import load_model, save_model
 from rbmcli.cli import app
-from rbmcli.config import TrainConfig
-from rbmcli.data import load_dataset
+from rbmcli.train.config import TrainConfig
+from rbmcli.data.datasets import load_dataset
 from rbmcli.errors import RbmError
-from rbmcli.train import build_dbn
+from rbmcli.train.trainer import build_dbn
 
 runner = CliRunner()
 SHAPE = (1, 4, 4)
@@ -232,7 +232,7 @@ def test_fuzzed_checkpoints_are_refused_with_one_line(valid, tmp_path):
 def load_model_tensors(tmp_path, raw):
     p = tmp_path / "valid.safetensors"
     p.write_bytes(raw)
-    from rbmcli.checkpoint import read_safetensors
+    from rbmcli.train.checkpoint import read_safetensors
 
     return read_safetensors(p)
 

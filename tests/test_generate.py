@@ -10,13 +10,13 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
-from rbmcli.checkpoint import save_model
+from rbmcli.train.checkpoint import save_model
 from rbmcli.cli import app
-from rbmcli.config import TrainConfig
-from rbmcli.generate import (load_user_images, reconstruct_images, sample_images, to_gray, write_reconstructions,
-                             write_samples)
-from rbmcli.sampling import generate, gibbs_step
-from rbmcli.train import Trainer, build_dbn
+from rbmcli.train.config import TrainConfig
+from rbmcli.generate.samples import sample_images, write_samples
+from rbmcli.generate.reconstruct import load_user_images, reconstruct_images, to_gray, write_reconstructions
+from rbmcli.model.sampling import generate, gibbs_step
+from rbmcli.train.trainer import Trainer, build_dbn
 
 runner = CliRunner()
 
@@ -265,5 +265,6 @@ def test_cli_reconstruct_usage_and_gray_color_model(tmp_path, gray_model):
 
 
 def test_cli_default_steps_is_the_library_default():
-    from rbmcli import cli_generate, generate
-    assert cli_generate.DEFAULT_STEPS == generate.DEFAULT_STEPS
+    from rbmcli.cli import sample
+    from rbmcli.generate import samples
+    assert sample.DEFAULT_STEPS == samples.DEFAULT_STEPS

@@ -6,15 +6,15 @@ import math
 import pytest
 import torch
 
-from rbmcli.batches import binarize
-from rbmcli.config import TrainConfig
-from rbmcli.data import load_dataset
-from rbmcli.dbn import build_specs
-from rbmcli.partition import exact_log_partition, log_likelihood
-from rbmcli.rbm import RBM, LayerSpec
-from rbmcli.sampling import generate
-from rbmcli.train import Trainer, learning_rate
-from rbmcli.units import Units
+from rbmcli.data.batches import binarize
+from rbmcli.train.config import TrainConfig
+from rbmcli.data.datasets import load_dataset
+from rbmcli.model.dbn import build_specs
+from rbmcli.eval.partition import exact_log_partition, log_likelihood
+from rbmcli.model.rbm import RBM, LayerSpec
+from rbmcli.model.sampling import generate
+from rbmcli.train.trainer import Trainer, learning_rate
+from rbmcli.model.units import Units
 
 
 def prototypes(n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -193,7 +193,7 @@ def test_generate_recipe_uses_persistent_chains_only_in_the_top_layer():
 def test_tabulated_copies_moments_match_the_sums(n, k):
     """The interpolated table equals Σ_n σ(x − o_n) and Σ_n σ(1 − σ) within 1e-3, over and past
     the whole range of the offsets (odd grid: no point of x falls on the table's grid)."""
-    from rbmcli.units import copies_moments
+    from rbmcli.model.units import copies_moments
 
     u = Units.make(n, k)
     o = u.offsets()

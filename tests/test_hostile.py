@@ -17,8 +17,8 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from rbmcli.cli import app
-from rbmcli.config import TrainConfig
-from rbmcli.train import train
+from rbmcli.train.config import TrainConfig
+from rbmcli.train.trainer import train
 
 runner = CliRunner()
 BIG = "18446744073709551617"  # 2**64 + 1

@@ -1,4 +1,4 @@
-"""Tests for rbmcli.images: mode conversion, error handling, atomic PNG writing."""
+"""Tests for rbmcli.data.images: mode conversion, error handling, atomic PNG writing."""
 
 import io
 
@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from rbmcli import images as im
+from rbmcli.data import images as im
 from rbmcli.errors import RbmError
 
 

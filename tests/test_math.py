@@ -7,13 +7,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from rbmcli.dbn import DBN, build_specs, parse_arch
+from rbmcli.model.dbn import DBN, build_specs, parse_arch
 from rbmcli.errors import RbmError
-from rbmcli.loss import contrastive_loss, dbn_losses
-from rbmcli.partition import exact_log_partition
-from rbmcli.rbm import RBM, LayerSpec
-from rbmcli.sampling import meanfield_reconstruction
-from rbmcli.units import Units
+from rbmcli.model.loss import contrastive_loss, dbn_losses
+from rbmcli.eval.partition import exact_log_partition
+from rbmcli.model.rbm import RBM, LayerSpec
+from rbmcli.model.sampling import meanfield_reconstruction
+from rbmcli.model.units import Units
 
 BIN = Units.make(1)
 
@@ -256,7 +256,7 @@ def test_exact_log_partition_matches_brute_force():
 def test_sparsity_penalty_per_unit_and_per_channel():
     """Dense: Σ_j (p − mean_b f_hj/N)² · N/k. Conv: every hidden unit (c, y, x) is pulled to p by
     its channel's mean activity over the batch and positions, so P · Σ_c (p − q_c)² · N/k."""
-    from rbmcli.loss import sparsity_penalty
+    from rbmcli.model.loss import sparsity_penalty
 
     hu = Units.make(255)
     rbm = dense(3, 7, hu=hu)

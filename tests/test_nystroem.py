@@ -8,8 +8,8 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import LinearSVC
 
-from rbmcli.nystroem import NystroemRbfSVM, nystroem_map, rbf_kernel
-from rbmcli.svm import svm_error
+from rbmcli.eval.nystroem import NystroemRbfSVM, nystroem_map, rbf_kernel
+from rbmcli.eval.svm import svm_error
 
 
 def test_rbf_kernel_matches_scikit_learn():

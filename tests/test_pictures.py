@@ -14,16 +14,16 @@ import pytest
 import torch
 from PIL import Image
 
-from rbmcli.checkpoint import load_model
-from rbmcli.config import TrainConfig
-from rbmcli.dbn import DBN, build_specs
+from rbmcli.train.checkpoint import load_model
+from rbmcli.train.config import TrainConfig
+from rbmcli.model.dbn import DBN, build_specs
 from rbmcli.errors import RbmError
-from rbmcli.pictures import (CONV_SCALE, TensorBoardLogger, filter_grid, write_curves, write_epoch_pictures,
+from rbmcli.report.pictures import (CONV_SCALE, TensorBoardLogger, filter_grid, write_curves, write_epoch_pictures,
                              write_hidden_activity)
-from rbmcli.report import write_report
-from rbmcli.batches import to_visible
-from rbmcli.train import train
-from rbmcli.units import Units
+from rbmcli.report.html import write_report
+from rbmcli.data.batches import to_visible
+from rbmcli.train.trainer import train
+from rbmcli.model.units import Units
 
 PNG_URI = '<img src="data:image/png;base64,'
 

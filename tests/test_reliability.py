@@ -20,13 +20,13 @@ from typer.testing import CliRunner
 
 from cli_helpers import one_error_line
 
-import rbmcli.checkpoint
-import rbmcli.train
-from rbmcli.checkpoint import load_model, read_safetensors, save_state, state_path
+import rbmcli.train.checkpoint
+import rbmcli.train.trainer
+from rbmcli.train.checkpoint import load_model, read_safetensors, save_state, state_path
 from rbmcli.cli import app
-from rbmcli.config import TrainConfig
+from rbmcli.train.config import TrainConfig
 from rbmcli.errors import RbmError
-from rbmcli.train import Trainer, train
+from rbmcli.train.trainer import Trainer, train
 
 runner = CliRunner()
 # MNIST, 784-64 N=255: 512 images / 32 = 16 steps per epoch, 32 steps; a checkpoint every 5 steps.
@@ -35,7 +35,7 @@ ARGS = ["--arch", "tiny", "--limit", "512", "--batch-size", "32", "--epochs", "2
 # `rbm train` with every optimiser step slowed by STEP_DELAY seconds, so that a signal lands mid-epoch.
 SLOW_RBM = """
 import os, time
-import rbmcli.train as t
+import rbmcli.train.trainer as t
 step = t.Trainer.train_step
 def slow(self, *args):
     time.sleep(float(os.environ["STEP_DELAY"]))
@@ -160,7 +160,7 @@ def test_kill_between_state_and_model_write_resumes_exactly(tmp_path, monkeypatc
     two writes (model at step 5, state at step 6) resume continues from step 6 exactly."""
     c, x = cfg(), images()
     full = train(c, tmp_path / "full", images=x)
-    real_save_model, calls = rbmcli.train.save_model, {"n": 0}
+    real_save_model, calls = rbmcli.train.trainer.save_model, {"n": 0}
 
     def killed_on_second(*args, **kw):
         calls["n"] += 1
@@ -168,7 +168,7 @@ def test_kill_between_state_and_model_write_resumes_exactly(tmp_path, monkeypatc
             raise KeyboardInterrupt  # the process dies here: state (step 6) written, model (step 6) not
         real_save_model(*args, **kw)
 
-    monkeypatch.setattr(rbmcli.train, "save_model", killed_on_second)
+    monkeypatch.setattr(rbmcli.train.trainer, "save_model", killed_on_second)
     with pytest.raises(KeyboardInterrupt):
         train(c, tmp_path / "part", images=x)
     monkeypatch.undo()
@@ -186,7 +186,7 @@ def test_state_without_parameters_from_another_step_is_refused(tmp_path):
     train(c, tmp_path / "run", images=x, should_stop=iter([False] * 6 + [True]).__next__)
     sp = state_path(tmp_path / "run" / "model.safetensors")
     tensors, meta = read_safetensors(sp)
-    rbmcli.checkpoint.atomic_save({k: v for k, v in tensors.items() if not k.startswith("param.")}, sp,
+    rbmcli.train.checkpoint.atomic_save({k: v for k, v in tensors.items() if not k.startswith("param.")}, sp,
                                   dict(meta, step=str(int(meta["step"]) + 5)))
     with pytest.raises(RbmError, match="cannot be resumed exactly"):
         Trainer(c, tmp_path / "run", x, resume=True)
@@ -195,7 +195,7 @@ def test_state_without_parameters_from_another_step_is_refused(tmp_path):
 def test_nan_loss_stops_with_one_line_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
     """Loss NaN from step 7 on: exit 1, one line naming layer and step; the step-5 checkpoint
     is intact (the failed step was not saved)."""
-    real = rbmcli.train.dbn_losses
+    real = rbmcli.train.trainer.dbn_losses
     steps = {"n": 0}
 
     def nan_from_step_7(dbn, *args):
@@ -203,7 +203,7 @@ def test_nan_loss_stops_with_one_line_and_keeps_last_good_checkpoint(tmp_path, m
         steps["n"] += 1
         return [losses[0] * float("nan")] + losses[1:] if steps["n"] > 7 else losses
 
-    monkeypatch.setattr(rbmcli.train, "dbn_losses", nan_from_step_7)
+    monkeypatch.setattr(rbmcli.train.trainer, "dbn_losses", nan_from_step_7)
     r = run("train", *ARGS, "--out", tmp_path / "run")
     line = one_error_line(r, 1)
     assert "diverged" in line and "layer 0" in line and "step 7" in line and "model.safetensors" in line
@@ -267,7 +267,7 @@ def test_out_under_a_read_only_folder_fails_before_training(tmp_path):
 def test_disk_full_on_a_checkpoint_keeps_the_previous_one(tmp_path, monkeypatch, error):
     """ENOSPC on the 3rd file write (the step-10 state): one line, exit 1; the step-5 pair stays
     and loads, no temp file is left. (A real full tmpfs raises the SafetensorError variant.)"""
-    real, calls = rbmcli.checkpoint.save_file, {"n": 0}
+    real, calls = rbmcli.train.checkpoint.save_file, {"n": 0}
 
     def full_disk(tensors, filename, metadata=None):
         calls["n"] += 1
@@ -277,7 +277,7 @@ def test_disk_full_on_a_checkpoint_keeps_the_previous_one(tmp_path, monkeypatch,
             raise error
         real(tensors, filename, metadata=metadata)
 
-    monkeypatch.setattr(rbmcli.checkpoint, "save_file", full_disk)
+    monkeypatch.setattr(rbmcli.train.checkpoint, "save_file", full_disk)
     r = run("train", *ARGS, "--out", tmp_path / "run")
     assert "No space left on device" in one_error_line(r, 1)
     assert load_model(tmp_path / "run" / "model.safetensors")[1]["step"] == "5"
@@ -289,7 +289,7 @@ def test_disk_full_on_metrics_is_one_line(tmp_path, monkeypatch):
     def full(self, row):
         raise OSError(28, "No space left on device", str(self.run_dir / "metrics.jsonl"))
 
-    monkeypatch.setattr(rbmcli.train.Trainer, "_write_epoch", full)
+    monkeypatch.setattr(rbmcli.train.trainer.Trainer, "_write_epoch", full)
     r = run("train", *ARGS, "--out", tmp_path / "run")
     assert "No space left on device" in one_error_line(r, 1)
     load_model(tmp_path / "run" / "model.safetensors")
@@ -373,10 +373,10 @@ def test_save_state_roundtrip_includes_parameters(tmp_path):
     """The state file alone restores the parameters (what makes a kill between writes safe)."""
     c, x = cfg(arch="dense:4"), images(40)
     t = Trainer(c, tmp_path, x)
-    t.train_step(rbmcli.train.to_visible(x[:20], 1), None)
+    t.train_step(rbmcli.train.trainer.to_visible(x[:20], 1), None)
     save_state(tmp_path / "s.safetensors", t.opt, t.names, {"sample": t.gen}, t.chains,
                {"epoch": 0, "batch": 1, "step": 1})
     saved = {k: v.clone() for k, v in t.dbn.state_dict().items()}
     fresh = Trainer(c, tmp_path, x)
-    rbmcli.checkpoint.load_state(tmp_path / "s.safetensors", fresh.opt, fresh.names, {"sample": fresh.gen}, 1, "cpu")
+    rbmcli.train.checkpoint.load_state(tmp_path / "s.safetensors", fresh.opt, fresh.names, {"sample": fresh.gen}, 1, "cpu")
     assert all(torch.equal(fresh.dbn.state_dict()[k], saved[k]) for k in saved)

@@ -7,16 +7,16 @@ import textwrap
 
 import torch
 
-from rbmcli.checkpoint import load_model
-from rbmcli.config import TrainConfig
-from rbmcli.loss import dbn_losses
-from rbmcli.train import build_dbn
+from rbmcli.train.checkpoint import load_model
+from rbmcli.train.config import TrainConfig
+from rbmcli.model.loss import dbn_losses
+from rbmcli.train.trainer import build_dbn
 
 SCRIPT = textwrap.dedent("""
     import sys, torch
     torch.set_num_threads(1)
-    from rbmcli.config import TrainConfig
-    from rbmcli.train import train
+    from rbmcli.train.config import TrainConfig
+    from rbmcli.train.trainer import train
     g = torch.Generator().manual_seed(0)
     images = (torch.rand(96, 1, 5, 7, generator=g) * 255).to(torch.uint8)
     cfg = TrainConfig(recipe="paper", arch="conv:3:3:2:1,dense:5", visible_units=255, hidden_units=255,
@@ -80,7 +80,7 @@ def test_bf16_autocast_losses_and_gradients_match_float32():
 def test_compiled_training_matches_eager(tmp_path):
     """--compile (torch.compile of the layer losses, inductor on the CPU) trains to the same
     weights as eager mode: 2 epochs of a conv+dense stack, 5×7 images, N = 255."""
-    from rbmcli.train import train
+    from rbmcli.train.trainer import train
 
     images = (torch.rand(48, 1, 5, 7, generator=torch.Generator().manual_seed(0)) * 255).to(torch.uint8)
     weights = {}

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from rbmcli.dbn import DBN, build_specs
+from rbmcli.model.dbn import DBN, build_specs
 from rbmcli.errors import RbmError
-from rbmcli.svm import extract_features, ovo_vote, svm_error
-from rbmcli.units import Units
+from rbmcli.eval.svm import extract_features, ovo_vote, svm_error
+from rbmcli.model.units import Units
 
 
 def blobs(n, seed, shift=4.0, d=5):
@@ -100,7 +100,7 @@ def test_lbfgs_solver_matches_liblinear(c):
     5 classes, 13 features, 301 samples, a bias that is regularised like liblinear's."""
     from sklearn.svm import LinearSVC
 
-    from rbmcli.linear_svm import fit_linear_svm, ovr_targets
+    from rbmcli.eval.linear_svm import fit_linear_svm, ovr_targets
 
     rng = np.random.default_rng(0)
     y = rng.integers(0, 5, 301)
@@ -136,7 +136,7 @@ def test_protocol_matches_the_scikit_learn_pipeline():
 
 
 def test_written_out_gradient_equals_autograd():
-    from rbmcli.linear_svm import squared_hinge_gradient, squared_hinge_objective
+    from rbmcli.eval.linear_svm import squared_hinge_gradient, squared_hinge_objective
 
     g = torch.Generator().manual_seed(1)
     x, wb = torch.randn(11, 7, generator=g, dtype=torch.float64), torch.randn(8, 3, generator=g, dtype=torch.float64)

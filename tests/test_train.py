@@ -6,12 +6,12 @@ import math
 import pytest
 import torch
 
-from rbmcli.checkpoint import load_model, read_safetensors, save_model, state_path
-from rbmcli.config import TrainConfig
+from rbmcli.train.checkpoint import load_model, read_safetensors, save_model, state_path
+from rbmcli.train.config import TrainConfig
 from rbmcli.errors import RbmError
-from rbmcli.loss import dbn_losses
-from rbmcli.partition import exact_log_partition, log_likelihood
-from rbmcli.train import Trainer, build_dbn, train
+from rbmcli.model.loss import dbn_losses
+from rbmcli.eval.partition import exact_log_partition, log_likelihood
+from rbmcli.train.trainer import Trainer, build_dbn, train
 
 
 def patterns(n=600, side=3, seed=0):
@@ -197,7 +197,7 @@ def test_meanfield_training_is_invariant_to_shared_n_and_k(sparsity, weight_deca
 def test_weight_decay_shrinks_weights_not_biases_by_lr_lambda():
     """One step of AdamW from the same state and the same gradient: against plain Adam, every
     weight differs by exactly −lr·λ·w_old (decoupled decay), every bias not at all."""
-    from rbmcli.train import make_optimiser
+    from rbmcli.train.trainer import make_optimiser
 
     g = torch.Generator().manual_seed(3)
     shape = (1, 5, 7)
@@ -226,7 +226,7 @@ def test_weight_decay_shrinks_weights_not_biases_by_lr_lambda():
 
 
 def test_learning_rate_schedules_follow_their_formulas():
-    from rbmcli.train import learning_rate
+    from rbmcli.train.trainer import learning_rate
 
     T = 7
     for t in range(T + 1):

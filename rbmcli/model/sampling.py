@@ -10,9 +10,11 @@ Everything here runs without autograd: v′ is a constant of the loss.
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 
-from rbmcli.rbm import RBM
+from rbmcli.model.rbm import RBM
 
 NEGATIVES = ("meanfield", "cd", "pcd")
 
@@ -67,23 +69,34 @@ def top_chain_start(dbn, n: int, generator: torch.Generator | None, data: torch.
 
 
 @torch.no_grad()
-def generate(dbn, n: int, steps: int, generator: torch.Generator | None, data: torch.Tensor | None = None,
-             every: int = 0, device=None) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """Samples of the DBN in pixel units 0..N_v, (n, *input_shape): `steps` block-Gibbs steps in
-    the top RBM (the last visible a mean), then one mean pass down (paper §4). With every > 0
-    also returns the pixels of the chain after every `every` steps (a list of (n, *input_shape))."""
-    top = dbn.layers[-1]
-    v = top_chain_start(dbn, n, generator, data, device)
-    frames = []
+def to_pixels(dbn, v_top: torch.Tensor) -> torch.Tensor:
+    """Mean pass from the top RBM's visible state (n, *visible_shape_top) down to the data
+    layer's visible units 0..N_v, (n, *visible_shape₀)."""
+    return v_top if len(dbn.layers) == 1 else dbn.down(v_top, start=len(dbn.layers) - 2)
+
+
+@torch.no_grad()
+def run_top_chain(dbn, v: torch.Tensor, steps: int, generator: torch.Generator | None, *, every: int = 0,
+                  keep: int | None = None, on_step: Callable[[], None] | None = None
+                  ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """`steps` block-Gibbs steps in the top RBM from v (n, *visible_shape_top), the last
+    visible a mean, then the mean pass down (paper §4): pixels (n, *visible_shape₀). With
+    every > 0 also the pixels of the first `keep` chains (all if None) after every `every`
+    steps; on_step() is called after each step."""
+    top, frames = dbn.layers[-1], []
     for i in range(steps):
         v = gibbs_step(top, v, generator, mean_visible=i == steps - 1)
-        if every and (i + 1) % every == 0:
-            frames.append(_to_pixels(dbn, v))
-    return _to_pixels(dbn, v), frames
+        if every and keep != 0 and (i + 1) % every == 0:
+            frames.append(to_pixels(dbn, v if keep is None else v[:keep]))
+        if on_step is not None:
+            on_step()
+    return to_pixels(dbn, v), frames
 
 
-def _to_pixels(dbn, v_top: torch.Tensor) -> torch.Tensor:
-    """Mean pass from the top RBM's visible state down to the data layer, (n, *visible_shape₀)."""
-    if len(dbn.layers) == 1:
-        return v_top
-    return dbn.down(v_top, start=len(dbn.layers) - 2)
+@torch.no_grad()
+def generate(dbn, n: int, steps: int, generator: torch.Generator | None, data: torch.Tensor | None = None,
+             every: int = 0, device=None) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """n samples of the DBN in pixel units 0..N_v, (n, *input_shape): a chain from
+    `top_chain_start` through `run_top_chain`; with every > 0 also every chain's pixels after
+    every `every` steps (a list of (n, *input_shape))."""
+    return run_top_chain(dbn, top_chain_start(dbn, n, generator, data, device), steps, generator, every=every)

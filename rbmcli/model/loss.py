@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import torch
 
-from rbmcli.dbn import DBN
-from rbmcli.rbm import RBM
-from rbmcli.sampling import negatives
+from rbmcli.model.dbn import DBN
+from rbmcli.model.rbm import RBM
+from rbmcli.model.sampling import negatives
 
 MODES = ("joint", "detached", "greedy")
 

@@ -13,7 +13,7 @@ import itertools
 import torch
 
 from rbmcli.errors import RbmError
-from rbmcli.rbm import RBM
+from rbmcli.model.rbm import RBM
 
 MAX_ENUM = 20
 

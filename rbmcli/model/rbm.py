@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from rbmcli.errors import RbmError
-from rbmcli.units import Units
+from rbmcli.model.units import Units
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ equilibrium": fit a Gaussian to the pool3 features of each image set and report
     images (n, C, H, W) uint8 -> inception_activations (n, 2048)
         -> activation_statistics (μ (2048,), Σ (2048, 2048)) -> frechet_distance
 
-The network and its weights live in rbmcli.inception; real-data statistics are cached as
+The network and its weights live in rbmcli.eval.inception; real-data statistics are cached as
 .npz files by `cached_statistics`. FID on fewer than 2048 images has a singular Σ: it is
 still defined (the eps path below) but biased upwards, so compare like with like.
 """
@@ -27,7 +27,7 @@ from scipy import linalg
 from torch import nn
 
 from rbmcli.errors import RbmError
-from rbmcli.inception import atomic_write, build_inception, resolve_inception_weights
+from rbmcli.eval.inception import atomic_write, build_inception, resolve_inception_weights
 
 IMAGE_EXTENSIONS = {"bmp", "jpg", "jpeg", "pgm", "png", "ppm", "tif", "tiff", "webp"}
 Statistics = tuple[np.ndarray, np.ndarray]  # μ (d,), Σ (d, d)

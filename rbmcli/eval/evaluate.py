@@ -1,6 +1,6 @@
 """`rbm evaluate`: SVM error on top features (Table 1), FID of samples (Table 2), the
 log-likelihood by AIS, and the reconstruction demos as figures (colorization, occlusion, the
-hue match of color samples: rbmcli.evaluate_demos), for one checkpoint, each as a result row
+hue match of color samples: rbmcli.eval.demos), for one checkpoint, each as a result row
 with its protocol."""
 
 from __future__ import annotations
@@ -14,14 +14,14 @@ from typing import Callable
 
 import torch
 
-from rbmcli.checkpoint import load_model
+from rbmcli.train.checkpoint import load_model
 from rbmcli.errors import RbmError
-from rbmcli.batches import binarize, to_visible
-from rbmcli.devices import resolve_device
-from rbmcli.train import MODEL_FILE
+from rbmcli.data.batches import binarize, to_visible
+from rbmcli.train.devices import resolve_device
+from rbmcli.train.trainer import MODEL_FILE
 
 Progress = Callable[[str, int, int], None]  # (task, done, total)
-KERNELS = ("linear", "nystroem", "rbf")  # = rbmcli.svm.KERNELS (not imported: scikit-learn loads slowly)
+KERNELS = ("linear", "nystroem", "rbf")  # = rbmcli.eval.svm.KERNELS (not imported: scikit-learn loads slowly)
 EVAL_FILE = "eval.json"  # a run folder's evaluation results, shown by `rbm report`
 
 
@@ -88,7 +88,7 @@ def latest_checkpoint(runs: Path = Path("runs")) -> Path:
 
 
 def _data(info: dict, opts: EvalOptions, split: str, limit: int | None):
-    from rbmcli.data import load_dataset
+    from rbmcli.data.datasets import load_dataset
 
     cfg = info["config"]
     name = opts.dataset or cfg.get("dataset") or info.get("dataset")
@@ -103,11 +103,11 @@ def _data(info: dict, opts: EvalOptions, split: str, limit: int | None):
 def svm_row(dbn, info, opts: EvalOptions, progress: Progress) -> Row:
     """Top-layer mean activities → standardised linear (or RBF) SVM, C chosen on a validation
     split of the training set; the test error in %."""
-    from rbmcli.svm import extract_features, svm_error
+    from rbmcli.eval.svm import extract_features, svm_error
 
     n_v, dev = dbn.specs[0].visible_units.n, resolve_device(opts.device)
     feats = {}
-    from rbmcli.svm import check_svm_data
+    from rbmcli.eval.svm import check_svm_data
 
     for split, limit in [("train", opts.limit_train), ("test", opts.limit_test)]:
         ds, name = _data(info, opts, split, limit)
@@ -127,7 +127,7 @@ def svm_row(dbn, info, opts: EvalOptions, progress: Progress) -> Row:
 def ais_row(dbn, info, opts: EvalOptions, progress: Progress) -> Row:
     """Mean test log-likelihood (nats) of the RBM, or of the top RBM of a stack on the test
     images' mean activities at its input (labelled so): exact log Z when tractable, else AIS."""
-    from rbmcli.ais import ais_log_likelihood, base_rate_biases
+    from rbmcli.eval.ais import ais_log_likelihood, base_rate_biases
 
     top = dbn.layers[-1]
     if top.spec.visible_units.n != 1:
@@ -164,10 +164,10 @@ def _betas(n: int) -> torch.Tensor:
 def fid_row(ckpt: Path, info, opts: EvalOptions, progress: Progress) -> Row:
     """FID between `fid_samples` generated images and as many training images of the same
     dataset and size (pytorch-fid's Inception, pool3); real statistics cached."""
-    from rbmcli.fid import cached_statistics, image_statistics
-    from rbmcli.fid import frechet_distance
-    from rbmcli.generate import sample_images
-    from rbmcli.inception import build_inception, resolve_inception_weights
+    from rbmcli.eval.fid import cached_statistics, image_statistics
+    from rbmcli.eval.fid import frechet_distance
+    from rbmcli.generate.samples import sample_images
+    from rbmcli.eval.inception import build_inception, resolve_inception_weights
 
     dev = resolve_device(opts.device)
     model = build_inception(resolve_inception_weights(opts.inception_weights, opts.download), dev)
@@ -188,7 +188,7 @@ def fid_row(ckpt: Path, info, opts: EvalOptions, progress: Progress) -> Row:
 def weights_identity(weights: str | None) -> str:
     """What names the Inception weights a statistic was computed with: the resolved file's
     absolute path, size and modification time (no download, no hashing of 100 MB)."""
-    from rbmcli.inception import resolve_inception_weights
+    from rbmcli.eval.inception import resolve_inception_weights
 
     path = Path(resolve_inception_weights(weights)).resolve()
     st = path.stat()
@@ -240,7 +240,7 @@ def evaluate(ckpt: Path | None, opts: EvalOptions, progress: Progress | None = N
     progress = progress or (lambda task, done, total: None)
     dbn, info = load_model(ckpt)
     dbn.eval()
-    from rbmcli.evaluate_demos import DemoData, check_demo_options, colorize_rows, hue_match_row, occlusion_rows
+    from rbmcli.eval.demos import DemoData, check_demo_options, colorize_rows, hue_match_row, occlusion_rows
 
     name = opts.dataset or info["config"].get("dataset") or info.get("dataset")
     check_demo_options(info, opts, name)

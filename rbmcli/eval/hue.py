@@ -1,7 +1,7 @@
 """Hue measures of color images: how close the stroke colors of a reconstruction (or a
 sample) are to the true ones, as circular errors in degrees.
 
-A pixel's hue is that of the hexcone HSV model (rbmcli.colored.hsv_to_rgb's inverse). A pixel
+A pixel's hue is that of the hexcone HSV model (rbmcli.data.colored.hsv_to_rgb's inverse). A pixel
 whose chroma max(R, G, B) − min(R, G, B) is below ACHROMATIC has no hue (gray); it counts as a
 miss: an error of 90° in the mean (what a uniformly random hue scores on average) and an
 offset of 180° in the median. Stroke pixels are those whose reference value max(R, G, B) is at

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from rbmcli.errors import RbmError
 from rbmcli.files import write_atomic
-from rbmcli.pictures import curves_figure, figure_png, filter_grid, flatten_row
+from rbmcli.report.pictures import curves_figure, figure_png, filter_grid, flatten_row
 
 STYLE = """body{font-family:sans-serif;margin:2em;max-width:1100px;color:#222}
 table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:2px 8px;text-align:left}
@@ -128,7 +128,7 @@ def _filters_png(run_dir: Path) -> bytes | None:
     from torchvision.utils import make_grid
     from PIL import Image
 
-    from rbmcli.checkpoint import load_model
+    from rbmcli.train.checkpoint import load_model
 
     dbn, info = load_model(run_dir / "model.safetensors")
     tiles = filter_grid(dbn, tuple(info["input_shape"]))

@@ -2,12 +2,12 @@
 
 - colorize (Fig. 2, right): the test images' luminance reconstructed by a color model; the
   circular hue error of its strokes against the true colors and the share of images whose
-  median stroke hue is within ±18° (rbmcli.hue), next to two baselines: the gray input itself
+  median stroke hue is within ±18° (rbmcli.eval.hue), next to two baselines: the gray input itself
   and the gray input tinted with the training strokes' circular mean hue.
 - occlusion (Fig. 2, left): the test images with a bright bar across the middle
-  (rbmcli.occlusion), reconstructed; the RMSE to the clean image inside the band, for the
+  (rbmcli.eval.occlusion), reconstructed; the RMSE to the clean image inside the band, for the
   occluded input and the reconstruction, and the accuracy of an independent classifier
-  (rbmcli.digit_classifier) on the clean, occluded, restored (and plainly reconstructed) images.
+  (rbmcli.eval.digit_classifier) on the clean, occluded, restored (and plainly reconstructed) images.
 - hue match (colored-mnist): samples from noise; the share whose median stroke hue lies within
   ±18° of the hue of the class the classifier reads from their luminance.
 """
@@ -74,7 +74,7 @@ class DemoData:
     def classifier(self):
         """The luminance classifier fitted to the training images (seeded with --seed)."""
         if self._classifier is None:
-            from rbmcli.digit_classifier import train_classifier
+            from rbmcli.eval.digit_classifier import train_classifier
 
             self._classifier = train_classifier(self.train.images, self.train.labels, len(self.train.classes),
                                                 self.opts.seed)
@@ -82,7 +82,7 @@ class DemoData:
 
 
 def _reconstruct(ckpt: Path, images: torch.Tensor, opts, gray: bool) -> torch.Tensor:
-    from rbmcli.generate import reconstruct_images
+    from rbmcli.generate.reconstruct import reconstruct_images
 
     return reconstruct_images(ckpt, images, opts.recon_steps, gray, opts.device, opts.seed, opts.batch_size)
 
@@ -90,7 +90,7 @@ def _reconstruct(ckpt: Path, images: torch.Tensor, opts, gray: bool) -> torch.Te
 def mean_hue_baseline(gray: torch.Tensor, hue: float, saturation: float) -> torch.Tensor:
     """Gray images (n, 1, H, W) in [0, 1] tinted with one hue (degrees) and saturation, the
     gray level as the HSV value: float RGB (n, 3, H, W)."""
-    from rbmcli.colored import hsv_to_rgb
+    from rbmcli.data.colored import hsv_to_rgb
 
     rgb = hsv_to_rgb(torch.tensor(hue), torch.tensor(saturation), gray[:, 0].double())  # (3, n, H, W)
     return rgb.permute(1, 0, 2, 3).float()
@@ -98,9 +98,9 @@ def mean_hue_baseline(gray: torch.Tensor, hue: float, saturation: float) -> torc
 
 def colorize_rows(ckpt: Path, data: DemoData, name: str) -> list:
     """Rows colorize_hue_error_deg and colorize_within_18deg_percent (model; baselines in details)."""
-    from rbmcli.evaluate import Row
-    from rbmcli.generate import to_gray
-    from rbmcli.hue import colorization_score, stroke_hue_statistics
+    from rbmcli.eval.evaluate import Row
+    from rbmcli.generate.reconstruct import to_gray
+    from rbmcli.eval.hue import colorization_score, stroke_hue_statistics
 
     t0 = time.time()
     true = data.test.images
@@ -123,8 +123,8 @@ def colorize_rows(ckpt: Path, data: DemoData, name: str) -> list:
 def occlusion_rows(ckpt: Path, data: DemoData, name: str) -> list:
     """Rows occlusion_band_rmse (restored; the occluded input's in details) and, for labelled
     data, occlusion_accuracy_percent (restored; clean, occluded, reconstructed clean in details)."""
-    from rbmcli.evaluate import Row
-    from rbmcli.occlusion import bar_height, band_rmse, occlude
+    from rbmcli.eval.evaluate import Row
+    from rbmcli.eval.occlusion import bar_height, band_rmse, occlude
 
     t0 = time.time()
     clean = data.test.images
@@ -151,10 +151,10 @@ def occlusion_rows(ckpt: Path, data: DemoData, name: str) -> list:
 def hue_match_row(ckpt: Path, data: DemoData, name: str):
     """Row sample_hue_match_percent: samples from noise whose median stroke hue matches the hue
     of the class the classifier reads from their luminance."""
-    from rbmcli.colored import class_hue
-    from rbmcli.evaluate import Row
-    from rbmcli.generate import sample_images
-    from rbmcli.hue import class_hue_match
+    from rbmcli.data.colored import class_hue
+    from rbmcli.eval.evaluate import Row
+    from rbmcli.generate.samples import sample_images
+    from rbmcli.eval.hue import class_hue_match
 
     t0 = time.time()
     opts = data.opts

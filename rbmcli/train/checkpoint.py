@@ -21,10 +21,10 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from rbmcli import __version__
-from rbmcli.dbn import DBN
+from rbmcli.model.dbn import DBN
 from rbmcli.errors import RbmError
-from rbmcli.rbm import LayerSpec
-from rbmcli.units import Units
+from rbmcli.model.rbm import LayerSpec
+from rbmcli.model.units import Units
 
 FORMAT = "rbmcli-dbn/1"
 STATE_FORMAT = "rbmcli-state/1"

@@ -29,8 +29,8 @@ import torch
 import torch.nn.functional as F
 
 from rbmcli.errors import RbmError
-from rbmcli.partition import MAX_ENUM, exact_log_partition, log_likelihood
-from rbmcli.rbm import RBM
+from rbmcli.eval.partition import MAX_ENUM, exact_log_partition, log_likelihood
+from rbmcli.model.rbm import RBM
 
 Progress = Callable[[int, int], None]  # progress(done, total) in annealing steps
 

@@ -17,17 +17,17 @@ from typing import Callable
 
 import torch
 
-from rbmcli.batches import binarize, epoch_permutation, load_training_images, to_visible  # noqa: F401
-from rbmcli.checkpoint import load_model, load_state, save_model, save_state, state_path
-from rbmcli.config import TrainConfig
-from rbmcli.devices import resolve_device, stage_images
-from rbmcli.dbn import DBN, build_specs, parse_arch
-from rbmcli.distributed import all_mean, average_gradients, init_world, rank_slice
+from rbmcli.data.batches import binarize, epoch_permutation, load_training_images, to_visible  # noqa: F401
+from rbmcli.train.checkpoint import load_model, load_state, save_model, save_state, state_path
+from rbmcli.train.config import TrainConfig
+from rbmcli.train.devices import resolve_device, stage_images
+from rbmcli.model.dbn import DBN, build_specs, parse_arch
+from rbmcli.train.distributed import all_mean, average_gradients, init_world, rank_slice
 from rbmcli.errors import RbmError
 from rbmcli.files import copy_atomic, write_atomic
-from rbmcli.loss import MODES, dbn_losses
-from rbmcli.sampling import NEGATIVES, generate
-from rbmcli.units import Units
+from rbmcli.model.loss import MODES, dbn_losses
+from rbmcli.model.sampling import NEGATIVES, generate
+from rbmcli.model.units import Units
 
 MODEL_FILE = "model.safetensors"
 INIT_IMAGES = 4096  # images whose mean sets the visible biases (--visible-bias-init data)
@@ -149,7 +149,7 @@ class Trainer:
         self.last_save = time.time()
         self.tb = None
         if tensorboard and self.world.main:
-            from rbmcli.pictures import TensorBoardLogger
+            from rbmcli.report.pictures import TensorBoardLogger
 
             self.tb = TensorBoardLogger(self.run_dir)  # fails before training if the package is missing
         self.chains: list = [None] * len(self.dbn.layers)
@@ -309,8 +309,8 @@ class Trainer:
         if self.write_images:
             self.write_epoch_images()
             if self.plots:
-                from rbmcli.pictures import write_epoch_pictures
-                from rbmcli.report import read_metrics
+                from rbmcli.report.pictures import write_epoch_pictures
+                from rbmcli.report.html import read_metrics
 
                 v = to_visible(self.images[:256].to(self.device), self.cfg.visible_units)
                 write_epoch_pictures(self.run_dir, self.dbn, self.input_shape, read_metrics(self.run_dir), v)
@@ -321,7 +321,7 @@ class Trainer:
     def write_epoch_images(self) -> None:
         """A grid of 64 samples, a strip of how 8 of their chains evolved (rows: chains,
         columns: every sample_steps/8 steps), and 32 images above their stack reconstructions."""
-        from rbmcli.images import save_png
+        from rbmcli.data.images import save_png
 
         n_v, shape = self.cfg.visible_units, self.input_shape
         g = torch.Generator(device=self.device).manual_seed(self.cfg.seed + 2)  # same chains every epoch

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from rbmcli.errors import RbmError
-from rbmcli.images import save_png
+from rbmcli.data.images import save_png
 from rbmcli.files import write_atomic
 
 MAX_FILTERS = 100  # tiles in the filter grid: the first hidden units / output channels

@@ -11,8 +11,8 @@ import torch
 from torch import nn
 
 from rbmcli.errors import RbmError
-from rbmcli.rbm import RBM, LayerSpec
-from rbmcli.units import Units, balanced_k
+from rbmcli.model.rbm import RBM, LayerSpec
+from rbmcli.model.units import Units, balanced_k
 
 # Presets: spec strings (see `parse_arch`). "paper-*" follow §4; the small ones train in
 # minutes on 2 CPU cores.

@@ -1,0 +1,61 @@
+"""`rbm reconstruct`: images (files, folders or a dataset's) through the model and back,
+written under the originals; with --gray, colorization."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from rbmcli.cli.common import out, refuse_overwrite, table
+from rbmcli.errors import RbmError
+from rbmcli.options import MAX_COUNT, SEED_MAX, check_ints
+
+
+def reconstruct(
+    checkpoint: Annotated[Path, typer.Argument(help="A model .safetensors written by `rbm train`.")],
+    images: Annotated[Optional[list[Path]], typer.Argument(help="Image files and/or folders of images.")] = None,
+    output: Annotated[Path, typer.Option("-o", "--out", help="PNG to write: originals above reconstructions.")] = Path("reconstructions.png"),
+    steps: Annotated[int, typer.Option(help="Gibbs steps in the top RBM (0: mean pass up and down).")] = 0,
+    gray: Annotated[bool, typer.Option(help="Feed the images' luminance (colorization demo: gray in, color out).")] = False,
+    dataset: Annotated[Optional[str], typer.Option(help="Reconstruct the first -n images of this dataset instead of IMAGE.")] = None,
+    data_dir: Annotated[Optional[Path], typer.Option(help="Dataset folder for --dataset (default: the checkpoint's).")] = None,
+    split: Annotated[str, typer.Option(help="Dataset split for --dataset.")] = "test",
+    n: Annotated[int, typer.Option("-n", "--num-samples", "--n", help="Number of dataset images with --dataset.")] = 16,
+    device: Annotated[str, typer.Option(help="auto (cuda, mps, cpu), cpu, cuda or cuda:N.")] = "auto",
+    seed: Annotated[int, typer.Option(help="Seed of the Gibbs steps.")] = 0,
+    force: Annotated[bool, typer.Option(help="Overwrite an existing output.")] = False,
+):
+    """Reconstruct images through the model (up the stack and down) and write them under the originals.
+
+    Example: rbm reconstruct runs/fm/model.safetensors photos/ cat.png -o recon.png --gray
+    """
+    from rbmcli.train.checkpoint import load_model
+    from rbmcli.generate.reconstruct import load_user_images, reconstruct_images, to_gray, write_reconstructions
+
+    if bool(images) == bool(dataset):
+        raise RbmError("give IMAGE files/folders or --dataset NAME (one of the two)", usage=True)
+    check_ints({"-n/--num-samples": (n, 1, 1_000_000), "--steps": (steps, 0, MAX_COUNT),
+                "--seed": (seed, 0, SEED_MAX)})
+    refuse_overwrite({"--out": output}, force)
+    _, info = load_model(checkpoint)
+    c, h, _ = info["input_shape"]
+    if images:
+        x, _names = load_user_images(images, c, h)
+    else:
+        x = _dataset_images(info, dataset, data_dir, split, n, c, h)
+    rec = reconstruct_images(checkpoint, x, steps, gray, device, seed)
+    write_reconstructions(to_gray(x, c) if gray else x, rec, output)
+    out.print(table("rbm reconstruct", {"file": output, "images": len(x), "steps": steps, "gray": gray}))
+
+
+def _dataset_images(info: dict, name: str, data_dir: Optional[Path], split: str, n: int, c: int, h: int):
+    """The first n images of a dataset split in the model's shape (data_dir: the checkpoint's
+    own when it was trained on that dataset)."""
+    from rbmcli.data.datasets import load_dataset
+
+    cfg = info.get("config", {})
+    if data_dir is None and name == cfg.get("dataset") and cfg.get("data_dir"):
+        data_dir = Path(cfg["data_dir"])
+    return load_dataset(name, split, data_dir, size=h, limit=n, channels=c).images

@@ -1,0 +1,1 @@
+"""Measures of a trained model: SVM error, FID (with its Inception network), log-likelihood (exact or AIS) and the reconstruction demos."""

@@ -1,0 +1,1 @@
+"""Samples and reconstructions from a checkpoint (`rbm sample`, `rbm reconstruct`)."""

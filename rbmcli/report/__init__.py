@@ -1,0 +1,1 @@
+"""Pictures of a run (filters, curves, unit activity) and the HTML report."""

@@ -1,0 +1,1 @@
+"""Training: the typed config, the trainer and its run folder, checkpoints, and the runtime (devices, processes, memory)."""
