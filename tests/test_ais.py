@@ -128,6 +128,16 @@ def test_default_betas_follow_salakhutdinov_murray():
     assert ((b < 0.5).sum(), ((b >= 0.5) & (b < 0.9)).sum()) == (500, 4000)
 
 
+@pytest.mark.parametrize("n", [4, 29, 1001, 14_500])
+def test_a_shorter_schedule_has_n_temperatures_in_the_same_proportions(n):
+    """`rbm evaluate --ais-betas N` anneals through exactly N temperatures, one schedule for all."""
+    b = default_betas(n)
+    assert len(b) == n and b[0] == 0 and b[-1] == 1 and torch.all(b[1:] > b[:-1])
+    assert abs(int((b < 0.5).sum()) - n * 500 / 14_501) <= 1 and abs(int((b < 0.9).sum()) - n * 4500 / 14_501) <= 2
+    with pytest.raises(RbmError, match="at least 4"):
+        default_betas(3)
+
+
 def test_progress_and_base_rate_start_are_reproducible():
     rbm = dense(10, 7, std=0.5)
     calls = []

@@ -15,11 +15,12 @@ import time
 
 import pytest
 import torch
-from safetensors import SafetensorError, safe_open
+from safetensors import safe_open
 from typer.testing import CliRunner
 
 from cli_helpers import one_error_line
 
+import rbmcli.files
 import rbmcli.train.checkpoint
 import rbmcli.train.trainer
 from rbmcli.train.checkpoint import load_model, read_safetensors, save_state, state_path
@@ -261,23 +262,41 @@ def test_out_under_a_read_only_folder_fails_before_training(tmp_path):
         ro.chmod(0o700)
 
 
-@pytest.mark.parametrize("error", [OSError(28, "No space left on device"),
-                                   SafetensorError("Error while serializing: I/O error: No space left on "
-                                                   "device (os error 28)")])
-def test_disk_full_on_a_checkpoint_keeps_the_previous_one(tmp_path, monkeypatch, error):
-    """ENOSPC on the 3rd file write (the step-10 state): one line, exit 1; the step-5 pair stays
-    and loads, no temp file is left. (A real full tmpfs raises the SafetensorError variant.)"""
-    real, calls = rbmcli.train.checkpoint.save_file, {"n": 0}
+def test_every_run_file_is_flushed_to_disk_and_mode_0644(tmp_path, monkeypatch):
+    """Checkpoints, their epoch and best copies, config.json and the pictures all go through one
+    writer: a temporary file that is fsynced, given mode 0644 and renamed (metrics.jsonl is
+    appended line by line)."""
+    real_fsync, synced = os.fsync, set()
 
-    def full_disk(tensors, filename, metadata=None):
-        calls["n"] += 1
-        if calls["n"] >= 3:
-            with open(filename, "wb") as f:
-                f.write(b"partial")  # what a full disk leaves behind in the temp file
-            raise error
-        real(tensors, filename, metadata=metadata)
+    def recording(fd):
+        name = os.path.basename(os.readlink(f"/proc/self/fd/{fd}"))
+        synced.add(name[1:].rsplit(".", 3)[0] if name.endswith(".tmp") else name)
+        real_fsync(fd)
 
-    monkeypatch.setattr(rbmcli.train.checkpoint, "save_file", full_disk)
+    monkeypatch.setattr(rbmcli.files.os, "fsync", recording)
+    r = run("train", *ARGS, "--out", tmp_path / "run")
+    assert r.exit_code == 0, r.output
+    files = {p.name: p for p in (tmp_path / "run").iterdir() if p.is_file()}
+    assert {"model.safetensors", "model.state.safetensors", "best.safetensors", "config.json",
+            "model-epoch002.safetensors", "samples-epoch002.png"} <= set(files)
+    assert set(files) - {"metrics.jsonl"} <= synced
+    assert {name: oct(p.stat().st_mode & 0o777) for name, p in files.items()} == {name: "0o644" for name in files}
+
+
+def test_disk_full_on_a_checkpoint_keeps_the_previous_one(tmp_path, monkeypatch):
+    """ENOSPC when the 3rd checkpoint file (model or training state) is flushed to disk: one
+    line, exit 1; the step-5 pair stays and loads, no temp file is left."""
+    real_fsync, calls = os.fsync, {"n": 0}
+
+    def full_disk(fd):  # what a full disk does to a checkpoint once the file system runs out
+        name = os.path.basename(os.readlink(f"/proc/self/fd/{fd}"))
+        if name.startswith((".model.safetensors.", ".model.state.safetensors.")):
+            calls["n"] += 1
+            if calls["n"] >= 3:
+                raise OSError(28, "No space left on device")
+        real_fsync(fd)
+
+    monkeypatch.setattr(rbmcli.files.os, "fsync", full_disk)
     r = run("train", *ARGS, "--out", tmp_path / "run")
     assert "No space left on device" in one_error_line(r, 1)
     assert load_model(tmp_path / "run" / "model.safetensors")[1]["step"] == "5"

@@ -34,7 +34,7 @@ def evaluate(
     fake_dir: Annotated[Optional[Path], typer.Option(help="FID between two folders: the generated images.")] = None,
     save_stats: Annotated[bool, typer.Option("--save-stats", help="Write the FID statistics of FOLDER to OUT.npz (two PATHs).")] = False,
     ais_runs: Annotated[int, typer.Option(help="AIS runs.")] = 100,
-    ais_betas: Annotated[int, typer.Option(help="AIS inverse temperatures.")] = 14_500,
+    ais_betas: Annotated[int, typer.Option(help="AIS inverse temperatures, in Salakhutdinov & Murray's proportions (their schedule: 14,501).")] = 14_501,
     hue_samples: Annotated[int, typer.Option(help="Samples for --hue-match (Gibbs steps: --fid-steps).")] = 1000,
     recon_steps: Annotated[int, typer.Option(help="Gibbs steps in the top RBM for --colorize/--occlusion (0: mean pass up and down).")] = 0,
     download: Annotated[bool, typer.Option(help="Allow downloading data or Inception weights.")] = False,

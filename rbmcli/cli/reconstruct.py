@@ -32,6 +32,7 @@ def reconstruct(
     Example: rbm reconstruct runs/fm/model.safetensors photos/ cat.png -o recon.png --gray
     """
     from rbmcli.train.checkpoint import load_model
+    from rbmcli.data.datasets import checkpoint_dataset
     from rbmcli.generate.reconstruct import load_user_images, reconstruct_images, to_gray, write_reconstructions
 
     if bool(images) == bool(dataset):
@@ -44,18 +45,7 @@ def reconstruct(
     if images:
         x, _names = load_user_images(images, c, h)
     else:
-        x = _dataset_images(info, dataset, data_dir, split, n, c, h)
+        x = checkpoint_dataset(info, split, name=dataset, data_dir=data_dir, limit=n).images
     rec = reconstruct_images(checkpoint, x, steps, gray, device, seed)
     write_reconstructions(to_gray(x, c) if gray else x, rec, output)
     out.print(table("rbm reconstruct", {"file": output, "images": len(x), "steps": steps, "gray": gray}))
-
-
-def _dataset_images(info: dict, name: str, data_dir: Optional[Path], split: str, n: int, c: int, h: int):
-    """The first n images of a dataset split in the model's shape (data_dir: the checkpoint's
-    own when it was trained on that dataset)."""
-    from rbmcli.data.datasets import load_dataset
-
-    cfg = info.get("config", {})
-    if data_dir is None and name == cfg.get("dataset") and cfg.get("data_dir"):
-        data_dir = Path(cfg["data_dir"])
-    return load_dataset(name, split, data_dir, size=h, limit=n, channels=c).images

@@ -89,6 +89,24 @@ def load_dataset(name: str, split: str = "train", data_dir: str | Path | None = 
     return _finish(_LOADERS[name](req), req)
 
 
+def checkpoint_dataset(info: dict, split: str, *, name: str | None = None, data_dir: str | Path | None = None,
+                       limit: int | None = None, download: bool = False) -> Dataset:
+    """A dataset split in a checkpoint's input shape (C, H, W from `info`, the metadata that
+    rbmcli.train.checkpoint.load_model returns): `name`, by default the dataset the checkpoint
+    was trained on, read from `data_dir`, by default the checkpoint's own folder when `name` is
+    that dataset. Splits that need a seed use the training run's."""
+    cfg = info.get("config", {})
+    trained_on = cfg.get("dataset") or info.get("dataset")
+    name = name or trained_on
+    if not name:
+        raise RbmError("the checkpoint names no dataset: pass --dataset", usage=True)
+    if data_dir is None and name == trained_on:
+        data_dir = cfg.get("data_dir")
+    c, h, _ = info["input_shape"]
+    return load_dataset(name, split, data_dir, size=h, limit=limit, download=download, channels=c,
+                        seed=cfg.get("seed", 0))
+
+
 def _check_options(name: str, split: str, size: int | None, limit: int | None, channels: int | None) -> None:
     """Raise a usage `RbmError` for an unknown dataset, split or a bad size/limit/channels."""
     if name not in DATASETS:

@@ -16,7 +16,7 @@ from PIL import Image, UnidentifiedImageError
 
 from rbmcli.errors import RbmError
 
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
+IMAGE_EXTENSIONS = frozenset({".bmp", ".gif", ".jpeg", ".jpg", ".pgm", ".png", ".ppm", ".tif", ".tiff", ".webp"})
 _SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
 _WHITE = (255, 255, 255, 255)
 
@@ -205,9 +205,11 @@ def save_individual(images: torch.Tensor, folder: str | Path, prefix: str = "ima
     return paths
 
 
-def list_image_files(folder: str | Path) -> list[Path]:
-    """All image files under `folder` (recursive), sorted; extensions as IMAGE_EXTENSIONS, any case."""
+def list_image_files(folder: str | Path, recursive: bool = True) -> list[Path]:
+    """The image files under `folder` (recursive), or directly in it, sorted; extensions as
+    IMAGE_EXTENSIONS, any case."""
     folder = Path(folder)
     if not folder.is_dir():
         raise RbmError(f"Expected a folder of images at {folder}, but it is missing or not a folder.")
-    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+    found = folder.rglob("*") if recursive else folder.iterdir()
+    return sorted(p for p in found if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())

@@ -47,11 +47,19 @@ class AisResult:
     log_z_base: float  # closed-form log Z_A of the base-rate model
 
 
-def default_betas() -> torch.Tensor:
-    """S&M's 14,501 inverse temperatures: 500 in [0, 0.5), 4000 in [0.5, 0.9), 10001 in [0.9, 1]."""
+SM_BETAS = 14_501  # Salakhutdinov & Murray's schedule length
+
+
+def default_betas(n: int = SM_BETAS) -> torch.Tensor:
+    """n ≥ 4 inverse temperatures in S&M's proportions, float64 (n,): 500/14,501 of them evenly
+    in [0, 0.5), 4,000/14,501 in [0.5, 0.9) and the rest in [0.9, 1], ending at 1. n = 14,501
+    is their schedule: 500, 4,000 and 10,001."""
+    if n < 4:
+        raise RbmError(f"an AIS schedule needs at least 4 inverse temperatures, got {n}", usage=True)
+    first, second = max(round(n * 500 / SM_BETAS), 1), max(round(n * 4000 / SM_BETAS), 1)
     f64 = dict(dtype=torch.float64)
-    return torch.cat([torch.linspace(0, 0.5, 501, **f64)[:-1], torch.linspace(0.5, 0.9, 4001, **f64)[:-1],
-                      torch.linspace(0.9, 1, 10001, **f64)])
+    return torch.cat([torch.linspace(0, 0.5, first + 1, **f64)[:-1], torch.linspace(0.5, 0.9, second + 1, **f64)[:-1],
+                      torch.linspace(0.9, 1, n - first - second, **f64)])
 
 
 def base_rate_biases(v_data: torch.Tensor, smoothing: float = 1.0) -> torch.Tensor:

@@ -40,7 +40,7 @@ class EvalOptions:
     inception_weights: str | None = None
     download: bool = False
     ais_runs: int = 100
-    ais_betas: int = 14_500
+    ais_betas: int = 14_501  # S&M's schedule (rbmcli.eval.ais.default_betas)
     device: str = "auto"
     seed: int = 0
     batch_size: int = 512
@@ -61,7 +61,7 @@ class EvalOptions:
             raise RbmError(f"--kernel must be one of {', '.join(KERNELS)}, got {self.kernel!r}", usage=True)
         check_ints({"--limit-train": (self.limit_train, 1, 10**12), "--limit-test": (self.limit_test, 1, 10**12),
                     "--fid-samples": (self.fid_samples, 2, MAX_COUNT), "--fid-steps": (self.fid_steps, 0, MAX_COUNT),
-                    "--ais-runs": (self.ais_runs, 1, MAX_COUNT), "--ais-betas": (self.ais_betas, 1, MAX_COUNT),
+                    "--ais-runs": (self.ais_runs, 1, MAX_COUNT), "--ais-betas": (self.ais_betas, 4, MAX_COUNT),
                     "--seed": (self.seed, 0, SEED_MAX), "batch size": (self.batch_size, 1, MAX_COUNT),
                     "--hue-samples": (self.hue_samples, 1, MAX_COUNT),
                     "--recon-steps": (self.recon_steps, 0, MAX_COUNT)})
@@ -88,16 +88,10 @@ def latest_checkpoint(runs: Path = Path("runs")) -> Path:
 
 
 def _data(info: dict, opts: EvalOptions, split: str, limit: int | None):
-    from rbmcli.data.datasets import load_dataset
+    from rbmcli.data.datasets import checkpoint_dataset
 
-    cfg = info["config"]
-    name = opts.dataset or cfg.get("dataset") or info.get("dataset")
-    if not name:
-        raise RbmError("the checkpoint names no dataset: pass --dataset", usage=True)
-    data_dir = opts.data_dir or cfg.get("data_dir")
-    ds = load_dataset(name, split, data_dir, info["input_shape"][-1], limit, opts.download,
-                      channels=info["input_shape"][0], seed=cfg.get("seed", 0))
-    return ds, name
+    ds = checkpoint_dataset(info, split, name=opts.dataset, data_dir=opts.data_dir, limit=limit, download=opts.download)
+    return ds, opts.dataset or info["config"].get("dataset") or info.get("dataset")
 
 
 def svm_row(dbn, info, opts: EvalOptions, progress: Progress) -> Row:
@@ -127,7 +121,7 @@ def svm_row(dbn, info, opts: EvalOptions, progress: Progress) -> Row:
 def ais_row(dbn, info, opts: EvalOptions, progress: Progress) -> Row:
     """Mean test log-likelihood (nats) of the RBM, or of the top RBM of a stack on the test
     images' mean activities at its input (labelled so): exact log Z when tractable, else AIS."""
-    from rbmcli.eval.ais import ais_log_likelihood, base_rate_biases
+    from rbmcli.eval.ais import ais_log_likelihood, base_rate_biases, default_betas
 
     top = dbn.layers[-1]
     if top.spec.visible_units.n != 1:
@@ -140,7 +134,7 @@ def ais_row(dbn, info, opts: EvalOptions, progress: Progress) -> Row:
             v = to_visible(binarize(ds.images, cfg.get("binarize", "none"), cfg.get("seed", 0)), 1)
             return dbn.up(v, upto=len(dbn.layers) - 1).flatten(1).double() if len(dbn.layers) > 1 else v.flatten(1).double()
         v_train, v_test = top_input("train", opts.limit_train), top_input("test", opts.limit_test)
-    betas = _betas(opts.ais_betas)
+    betas = default_betas(opts.ais_betas)
     g = torch.Generator().manual_seed(opts.seed)
     t0 = time.time()
     res = ais_log_likelihood(top, v_test, base_a=base_rate_biases(v_train), n_runs=opts.ais_runs, betas=betas,
@@ -151,14 +145,6 @@ def ais_row(dbn, info, opts: EvalOptions, progress: Progress) -> Row:
                 "high": res["high"], "n_test": len(v_test), "ais_runs": opts.ais_runs,
                 "ais_betas": len(betas) if res["method"] == "ais" else 0,
                 "binarize": cfg.get("binarize", "none")}, time.time() - t0)
-
-
-def _betas(n: int) -> torch.Tensor:
-    """S&M's schedule scaled to about n temperatures: 1/29 in [0, .5], 8/29 in [.5, .9], 20/29 in [.9, 1]."""
-    a, b = max(n // 29, 2), max(8 * n // 29, 2)
-    c = max(n - a - b, 2)
-    return torch.cat([torch.linspace(0, 0.5, a + 1)[:-1], torch.linspace(0.5, 0.9, b + 1)[:-1],
-                      torch.linspace(0.9, 1.0, c)]).double()
 
 
 def fid_row(ckpt: Path, info, opts: EvalOptions, progress: Progress) -> Row:

@@ -22,14 +22,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
 from scipy import linalg
 from torch import nn
 
 from rbmcli.errors import RbmError
-from rbmcli.eval.inception import atomic_write, build_inception, resolve_inception_weights
+from rbmcli.data.images import IMAGE_EXTENSIONS, list_image_files, load_image
+from rbmcli.eval.inception import build_inception, resolve_inception_weights
+from rbmcli.files import write_with
 
-IMAGE_EXTENSIONS = {"bmp", "jpg", "jpeg", "pgm", "png", "ppm", "tif", "tiff", "webp"}
 Statistics = tuple[np.ndarray, np.ndarray]  # μ (d,), Σ (d, d)
 Progress = Callable[[int, int | None], None]  # (images done, total or None if unknown)
 
@@ -147,32 +147,20 @@ def fid_from_images(fake, real, weights: str | None = None, device="cpu", batch_
 
 
 def list_images(folder: str | Path) -> list[Path]:
-    """The image files directly inside `folder` (pytorch-fid's extensions), sorted."""
-    folder = Path(folder)
-    if not folder.is_dir():
+    """The image files directly inside `folder`, sorted (not its sub-folders: pytorch-fid's rule)."""
+    if not Path(folder).is_dir():
         raise RbmError(f"image folder not found: {folder}")
-    files = sorted(p for p in folder.iterdir()
-                   if p.is_file() and p.suffix.lower().lstrip(".") in IMAGE_EXTENSIONS)
+    files = list_image_files(folder, recursive=False)
     if not files:
         raise RbmError(f"no images ({', '.join(sorted(IMAGE_EXTENSIONS))}) in {folder}")
     return files
-
-
-def load_image(path: Path) -> torch.Tensor:
-    """One image file as uint8 RGB (3, H, W)."""
-    try:
-        with Image.open(path) as img:
-            pixels = np.asarray(img.convert("RGB"), dtype=np.uint8)  # (H, W, 3)
-    except (OSError, UnidentifiedImageError) as err:
-        raise RbmError(f"cannot read image {path}: {err}") from err
-    return torch.from_numpy(pixels.copy()).permute(2, 0, 1)
 
 
 def image_batches(files: list[Path], batch_size: int = 50) -> Iterator[torch.Tensor]:
     """uint8 batches (b, 3, H, W) of consecutive files; a new batch starts when H, W change."""
     batch: list[torch.Tensor] = []
     for path in files:
-        img = load_image(path)
+        img = load_image(path, channels=3, size=None)
         if batch and (len(batch) == batch_size or img.shape != batch[0].shape):
             yield torch.stack(batch)
             batch = []
@@ -224,7 +212,7 @@ def cached_statistics(key: str, compute: Callable[[], Statistics],
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
             pass  # a damaged cache file: compute again and replace it
     mu, sigma = compute()
-    atomic_write(path, lambda f: np.savez(f, mu=mu, sigma=sigma))
+    write_with(path, lambda f: np.savez(f, mu=mu, sigma=sigma))
     return mu, sigma
 
 
@@ -283,4 +271,4 @@ def save_folder_statistics(folder: str | Path, out_npz: str | Path, weights: str
     list_images(folder)
     mu, sigma = folder_statistics(folder, build_inception(resolve_inception_weights(weights), device), batch_size,
                                   device, progress)
-    return atomic_write(Path(out_npz), lambda f: np.savez(f, mu=mu, sigma=sigma))
+    return write_with(Path(out_npz), lambda f: np.savez(f, mu=mu, sigma=sigma))

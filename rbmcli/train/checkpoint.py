@@ -5,24 +5,23 @@ Model file (`model.safetensors`): tensors `layers.{i}.weight`, `layers.{i}.visib
 `rbmcli_version`, `model` (JSON: input_shape and the layer specs), `config` (the TrainConfig
 JSON), `dataset`, `size`, `epoch`, `step`. Training state (`*.state.safetensors`): Adam moments
 `optim.{name}.exp_avg|exp_avg_sq|step`, generator states `rng.{name}` and persistent chains
-`chains.{i}`, so that `--resume` continues exactly. Both written atomically (temp + rename).
+`chains.{i}`, so that `--resume` continues exactly. Both written atomically (rbmcli.files).
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
+from safetensors import safe_open
+from safetensors.torch import save
 
 from rbmcli import __version__
 from rbmcli.model.dbn import DBN
 from rbmcli.errors import RbmError
+from rbmcli.files import write_atomic
 from rbmcli.model.rbm import LayerSpec
 from rbmcli.model.units import Units
 
@@ -33,24 +32,11 @@ MAX_SIDE = 4096  # input images larger than this are not a model of ours (bounds
 
 
 def atomic_save(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str]) -> None:
-    """Write a safetensors file so that `path` is either the old file or the complete new one."""
-    path, tmp = Path(path), None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        os.close(fd)
-        save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, tmp, metadata=metadata)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; outputs are 0644 like every other (rbmcli.files)
-        os.replace(tmp, path)
-    except BaseException as e:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
-        if isinstance(e, (OSError, SafetensorError)):  # disk full, read-only, gone: the old file is intact
-            raise RbmError(f"cannot write {path} ({str(e).splitlines()[0][:160]}); free space or choose "
-                           "another --out") from None
-        raise
+    """Write a safetensors file so that `path` is either the old file or the complete new one
+    (rbmcli.files.write_with: temporary file, fsync, mode 0644, rename; a full disk or a
+    read-only folder is one RbmError and the old file stays intact)."""
+    data = save({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, metadata=metadata)
+    write_atomic(path, data)
 
 
 def model_metadata(dbn: DBN, input_shape: tuple[int, ...], extra: dict[str, str]) -> dict[str, str]:
