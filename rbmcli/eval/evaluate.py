@@ -18,7 +18,7 @@ from rbmcli.train.checkpoint import load_model
 from rbmcli.errors import RbmError
 from rbmcli.data.batches import binarize, to_visible
 from rbmcli.train.devices import resolve_device
-from rbmcli.train.trainer import MODEL_FILE
+from rbmcli.train.run_folder import MODEL_FILE
 
 Progress = Callable[[str, int, int], None]  # (task, done, total)
 KERNELS = ("linear", "nystroem", "rbf")  # = rbmcli.eval.svm.KERNELS (not imported: scikit-learn loads slowly)

@@ -18,32 +18,13 @@ from pathlib import Path
 
 from rbmcli.errors import RbmError
 from rbmcli.files import write_atomic
+from rbmcli.train.run_folder import read_metrics
 from rbmcli.report.pictures import curves_figure, figure_png, filter_grid, flatten_row
 
 STYLE = """body{font-family:sans-serif;margin:2em;max-width:1100px;color:#222}
 table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:2px 8px;text-align:left}
 td.num{text-align:right;font-family:monospace}img{max-width:100%;image-rendering:pixelated}
 figure{display:inline-block;margin:.5em}figcaption{font-size:.85em;color:#555}"""
-
-
-def read_metrics(run_dir: Path) -> list[dict]:
-    """The rows of run_dir/metrics.jsonl; a missing or corrupt file is an RbmError."""
-    path = run_dir / "metrics.jsonl"
-    if not path.is_file():
-        raise RbmError(f"{run_dir} has no metrics.jsonl: pass a run folder written by `rbm train` "
-                       "(after at least one epoch)")
-    rows = []
-    for n, line in enumerate(path.read_text().splitlines(), 1):
-        if line.strip():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                raise RbmError(f"{path} line {n} is not JSON; was the file truncated?") from None
-    if not rows:
-        raise RbmError(f"{path} is empty: no epoch has finished yet")
-    if not all(isinstance(r, dict) and isinstance(r.get("epoch"), int) for r in rows):
-        raise RbmError(f"{path} is not the metrics file of a run of `rbm train` (rows without an epoch)")
-    return rows
 
 
 def fmt(value) -> str:

@@ -19,12 +19,12 @@ import torch
 import torch.nn.functional as F
 
 from rbmcli.errors import RbmError
+from rbmcli.model.activity import DEAD, SATURATED, activity_fractions, unit_activity
 from rbmcli.data.images import save_png
 from rbmcli.files import write_atomic
 
 MAX_FILTERS = 100  # tiles in the filter grid: the first hidden units / output channels
 CONV_SCALE = 6  # nearest-neighbour upscaling of conv filters (4×4 → 24×24 pixels)
-DEAD, SATURATED = 0.01, 0.99  # mean activity / N below (above) which a unit is dead (saturated)
 NOT_PLOTTED = ("epoch", "step", "seconds")
 
 
@@ -132,18 +132,6 @@ def write_curves(rows: list[dict], path: str | Path) -> dict[str, tuple[list, li
 
 
 # --- hidden activity -------------------------------------------------------------------------
-@torch.no_grad()
-def unit_activity(dbn, v: torch.Tensor) -> list[torch.Tensor]:
-    """Per layer, each hidden unit's mean activity over the batch as a fraction of N, (H,) in
-    [0, 1] (conv: per channel, also averaged over positions). v: visible values (B, C, H, W)."""
-    out, x = [], v
-    for layer in dbn.layers:
-        x = layer.hidden_mean(layer.flatten_input(x))  # (B, *hidden_shape), in 0..N
-        unit_mean = x.flatten(2).mean(2).mean(0) if x.dim() == 4 else x.mean(0)
-        out.append((unit_mean / layer.spec.hidden_units.n).float().cpu())
-    return out
-
-
 def write_hidden_activity(dbn, v_batch: torch.Tensor, path: str | Path) -> dict[str, dict[str, float]]:
     """Histogram per layer of the units' mean activity; returns {'dead_fraction': {layer: f},
     'saturated_fraction': {layer: f}} (same keys and thresholds as metrics.jsonl)."""
@@ -153,9 +141,8 @@ def write_hidden_activity(dbn, v_batch: torch.Tensor, path: str | Path) -> dict[
     cols = min(4, len(acts))
     nrows = math.ceil(len(acts) / cols)
     fig = Figure(figsize=(3.2 * cols, 2.6 * nrows), dpi=80, layout="constrained")
-    dead, sat = {}, {}
+    dead, sat = activity_fractions(acts)
     for i, a in enumerate(acts):
-        dead[str(i)], sat[str(i)] = float((a < DEAD).float().mean()), float((a > SATURATED).float().mean())
         ax = fig.add_subplot(nrows, cols, i + 1)
         ax.axvspan(0, DEAD, color="tab:red", alpha=0.35)
         ax.axvspan(SATURATED, 1, color="tab:orange", alpha=0.35)

@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
-from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -20,7 +18,9 @@ import torch
 from rbmcli.data.batches import binarize, epoch_permutation, load_training_images, to_visible  # noqa: F401
 from rbmcli.train.checkpoint import load_model, load_state, save_model, save_state, state_path
 from rbmcli.train.config import TrainConfig
+from rbmcli.train.run_folder import MODEL_FILE, check_run_dir, default_run_dir, prepare_run_dir, read_metrics
 from rbmcli.train.devices import resolve_device, stage_images
+from rbmcli.model.activity import activity_fractions, unit_activity
 from rbmcli.model.dbn import DBN, build_specs, parse_arch
 from rbmcli.train.distributed import all_mean, average_gradients, init_world, rank_slice
 from rbmcli.errors import RbmError
@@ -29,7 +29,6 @@ from rbmcli.model.loss import MODES, dbn_losses
 from rbmcli.model.sampling import NEGATIVES, generate
 from rbmcli.model.units import Units
 
-MODEL_FILE = "model.safetensors"
 INIT_IMAGES = 4096  # images whose mean sets the visible biases (--visible-bias-init data)
 MAX_PARAMETERS = 2**30  # float32 parameters of a model (4 GiB, before Adam's two moments)
 
@@ -42,14 +41,6 @@ class TrainResult:
     metrics: list[dict] = field(default_factory=list)
     seconds: float = 0.0
     interrupted: bool = False
-
-
-
-
-
-
-
-
 
 
 def check_choices(cfg: TrainConfig) -> None:
@@ -75,13 +66,6 @@ def build_dbn(cfg: TrainConfig, input_shape: tuple[int, int, int]) -> DBN:
         raise RbmError(f"--arch {cfg.arch} has {n_params:,} parameters on {tuple(input_shape)} images, more than "
                        f"{MAX_PARAMETERS:,} (4 GiB): use fewer hidden units or channels", usage=True)
     return DBN(specs, cfg.init_std, torch.Generator().manual_seed(cfg.seed))
-
-
-def default_run_dir(cfg: TrainConfig) -> Path:
-    arch = "".join(c if c.isalnum() or c in "-_" else "_" for c in cfg.arch)[:40]
-    return Path("runs") / f"{cfg.dataset}-{arch}-{datetime.now():%Y%m%d-%H%M%S}"
-
-
 
 
 def layers_for_epoch(cfg: TrainConfig, n_layers: int, epoch: int) -> list[int] | None:
@@ -115,8 +99,6 @@ def make_optimiser(dbn: torch.nn.Module, cfg: TrainConfig, fused: bool) -> torch
     return torch.optim.AdamW([{"params": weights, "weight_decay": cfg.weight_decay},
                               {"params": biases, "weight_decay": 0.0}],
                              lr=cfg.lr, betas=(0.9, 0.999), fused=fused)
-
-
 
 
 class Trainer:
@@ -273,14 +255,7 @@ class Trainer:
         row["recon_rmse"] = float(((rec - first.flatten_input(v)) / n_v).pow(2).mean().sqrt())
         stack = self.dbn.down(self.dbn.up(v)).reshape(v.shape)
         row["stack_recon_rmse"] = float(((stack - v) / n_v).pow(2).mean().sqrt())
-        dead, sat, x = {}, {}, v
-        for i, layer in enumerate(self.dbn.layers):
-            x = layer.hidden_mean(layer.flatten_input(x))
-            unit_mean = x.flatten(2).mean(2).mean(0) if x.dim() == 4 else x.mean(0)
-            n_h = layer.spec.hidden_units.n
-            dead[str(i)] = float((unit_mean < 0.01 * n_h).float().mean())
-            sat[str(i)] = float((unit_mean > 0.99 * n_h).float().mean())
-        row["dead_fraction"], row["saturated_fraction"] = dead, sat
+        row["dead_fraction"], row["saturated_fraction"] = activity_fractions(unit_activity(self.dbn, v))
         return row
 
     def per_unit(self, values: list[float], layers: list[int] | None) -> dict[str, float]:
@@ -310,7 +285,6 @@ class Trainer:
             self.write_epoch_images()
             if self.plots:
                 from rbmcli.report.pictures import write_epoch_pictures
-                from rbmcli.report.html import read_metrics
 
                 v = to_visible(self.images[:256].to(self.device), self.cfg.visible_units)
                 write_epoch_pictures(self.run_dir, self.dbn, self.input_shape, read_metrics(self.run_dir), v)
@@ -339,58 +313,6 @@ class Trainer:
 def _all_finite(tensors: list[torch.Tensor]) -> bool:
     """True if no tensor holds a NaN or inf (a NaN or inf survives the sums)."""
     return not tensors or bool(torch.isfinite(torch.stack([t.sum() for t in tensors])).all())
-
-
-def check_run_dir(run_dir: Path, resume: bool) -> None:
-    """Refuse, before any data is loaded or anything is written, an --out that is a file,
-    already holds a run (without --resume), holds none (with --resume), or is a non-empty
-    folder that is not a run: the user's own files there are never touched."""
-    if int(os.environ.get("RANK", "0")) != 0:  # data-parallel: only rank 0 writes
-        return
-    try:
-        if run_dir.exists() and not run_dir.is_dir():
-            raise RbmError(f"--out {run_dir} is a file, not a folder", usage=True)
-        if resume:
-            if not (run_dir / MODEL_FILE).is_file():
-                raise RbmError(f"--resume: no {MODEL_FILE} in {run_dir}", usage=True)
-            return
-        if (run_dir / MODEL_FILE).exists() or (run_dir / "config.json").exists():
-            raise RbmError(f"{run_dir} already holds a run: pass --resume to continue it, or another --out")
-        if run_dir.is_dir() and any(run_dir.iterdir()):
-            raise RbmError(f"{run_dir} is not empty and holds no run of `rbm train`; choose a new or empty "
-                           "folder for --out (nothing in it was touched)")
-    except OSError as e:  # a name too long, a permission denied
-        raise RbmError(f"cannot use --out {run_dir}: {e.strerror or e}") from None
-
-
-def _update_config(path: Path, cfg: TrainConfig) -> None:
-    """Rewrite config.json (atomically) when --resume changed an option (device, cadence, ...),
-    so that the next --resume starts from the options last used; untouched otherwise."""
-    try:
-        same = json.loads(path.read_text()) == asdict(cfg)
-    except (OSError, ValueError):
-        same = False
-    if not same:
-        write_atomic(path, json.dumps(asdict(cfg), indent=2, sort_keys=True) + "\n")
-
-
-def prepare_run_dir(cfg: TrainConfig, out: Path | None, resume: bool) -> Path:
-    """Create the run folder and config.json; refuse to overwrite an existing run."""
-    run_dir = Path(out) if out else default_run_dir(cfg)
-    if int(os.environ.get("RANK", "0")) != 0:  # data-parallel: only rank 0 writes
-        return run_dir
-    check_run_dir(run_dir, resume)
-    if resume:
-        for tmp in run_dir.glob(".*.tmp"):  # left by a kill during an atomic write; never a final file
-            tmp.unlink(missing_ok=True)
-        _update_config(run_dir / "config.json", cfg)
-        return run_dir
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise RbmError(f"cannot write the run folder {run_dir}: {e.strerror}") from None
-    write_atomic(run_dir / "config.json", json.dumps(asdict(cfg), indent=2, sort_keys=True) + "\n")
-    return run_dir
 
 
 def train(cfg: TrainConfig, out: Path | None = None, resume: bool = False, progress=None,

@@ -1,0 +1,100 @@
+"""The run folder of `rbm train`: where it goes, the checks before anything is written, its
+config.json and metrics.jsonl.
+
+    RUN/config.json        the TrainConfig (JSON), rewritten when --resume changes an option
+    RUN/metrics.jsonl      one JSON row per epoch (losses, reconstruction errors, unit activity)
+    RUN/model.safetensors  the checkpoint (+ model.state.safetensors for --resume),
+                           model-epochNNN.safetensors and best.safetensors copies
+    RUN/*.png              samples, reconstructions, filters, curves and unit activity per epoch
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict
+from datetime import datetime
+from pathlib import Path
+
+from rbmcli.errors import RbmError
+from rbmcli.files import write_atomic
+from rbmcli.train.config import TrainConfig
+
+MODEL_FILE = "model.safetensors"
+
+
+def default_run_dir(cfg: TrainConfig) -> Path:
+    arch = "".join(c if c.isalnum() or c in "-_" else "_" for c in cfg.arch)[:40]
+    return Path("runs") / f"{cfg.dataset}-{arch}-{datetime.now():%Y%m%d-%H%M%S}"
+
+
+def check_run_dir(run_dir: Path, resume: bool) -> None:
+    """Refuse, before any data is loaded or anything is written, an --out that is a file,
+    already holds a run (without --resume), holds none (with --resume), or is a non-empty
+    folder that is not a run: the user's own files there are never touched."""
+    if int(os.environ.get("RANK", "0")) != 0:  # data-parallel: only rank 0 writes
+        return
+    try:
+        if run_dir.exists() and not run_dir.is_dir():
+            raise RbmError(f"--out {run_dir} is a file, not a folder", usage=True)
+        if resume:
+            if not (run_dir / MODEL_FILE).is_file():
+                raise RbmError(f"--resume: no {MODEL_FILE} in {run_dir}", usage=True)
+            return
+        if (run_dir / MODEL_FILE).exists() or (run_dir / "config.json").exists():
+            raise RbmError(f"{run_dir} already holds a run: pass --resume to continue it, or another --out")
+        if run_dir.is_dir() and any(run_dir.iterdir()):
+            raise RbmError(f"{run_dir} is not empty and holds no run of `rbm train`; choose a new or empty "
+                           "folder for --out (nothing in it was touched)")
+    except OSError as e:  # a name too long, a permission denied
+        raise RbmError(f"cannot use --out {run_dir}: {e.strerror or e}") from None
+
+
+def _update_config(path: Path, cfg: TrainConfig) -> None:
+    """Rewrite config.json (atomically) when --resume changed an option (device, cadence, ...),
+    so that the next --resume starts from the options last used; untouched otherwise."""
+    try:
+        same = json.loads(path.read_text()) == asdict(cfg)
+    except (OSError, ValueError):
+        same = False
+    if not same:
+        write_atomic(path, json.dumps(asdict(cfg), indent=2, sort_keys=True) + "\n")
+
+
+def prepare_run_dir(cfg: TrainConfig, out: Path | None, resume: bool) -> Path:
+    """Create the run folder and config.json; refuse to overwrite an existing run."""
+    run_dir = Path(out) if out else default_run_dir(cfg)
+    if int(os.environ.get("RANK", "0")) != 0:  # data-parallel: only rank 0 writes
+        return run_dir
+    check_run_dir(run_dir, resume)
+    if resume:
+        for tmp in run_dir.glob(".*.tmp"):  # left by a kill during an atomic write; never a final file
+            tmp.unlink(missing_ok=True)
+        _update_config(run_dir / "config.json", cfg)
+        return run_dir
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise RbmError(f"cannot write the run folder {run_dir}: {e.strerror}") from None
+    write_atomic(run_dir / "config.json", json.dumps(asdict(cfg), indent=2, sort_keys=True) + "\n")
+    return run_dir
+
+
+def read_metrics(run_dir: Path) -> list[dict]:
+    """The rows of run_dir/metrics.jsonl; a missing or corrupt file is an RbmError."""
+    path = run_dir / "metrics.jsonl"
+    if not path.is_file():
+        raise RbmError(f"{run_dir} has no metrics.jsonl: pass a run folder written by `rbm train` "
+                       "(after at least one epoch)")
+    rows = []
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                raise RbmError(f"{path} line {n} is not JSON; was the file truncated?") from None
+    if not rows:
+        raise RbmError(f"{path} is empty: no epoch has finished yet")
+    if not all(isinstance(r, dict) and isinstance(r.get("epoch"), int) for r in rows):
+        raise RbmError(f"{path} is not the metrics file of a run of `rbm train` (rows without an epoch)")
+    return rows
