@@ -79,7 +79,7 @@ def base_log_partition(base_a: torch.Tensor, hidden_copies: int) -> float:
 
 
 def _check_supported(rbm: RBM) -> None:
-    if rbm.spec.kind != "dense":
+    if not rbm.spec.is_dense:
         raise RbmError("AIS supports dense RBM layers only, not conv layers")
     if rbm.spec.visible_units.n != 1:
         raise RbmError(
@@ -185,7 +185,7 @@ def reverse_ais_log_partition(rbm: RBM, base_a: torch.Tensor, v_start: torch.Ten
 def _exact_possible(rbm: RBM) -> bool:
     s = rbm.spec
     binary = all(u.n == 1 and u.k == 1 and u.activation == "sigmoid" for u in (s.visible_units, s.hidden_units))
-    return s.kind == "dense" and binary and min(s.visible_shape[0], s.hidden) <= MAX_ENUM
+    return s.is_dense and binary and min(s.visible_shape[0], s.hidden) <= MAX_ENUM
 
 
 def ais_log_likelihood(rbm: RBM, v_test: torch.Tensor, base_a: torch.Tensor | None = None, smoothing: float = 1.0,

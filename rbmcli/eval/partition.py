@@ -31,7 +31,7 @@ def _is_binary(rbm: RBM) -> bool:
 @torch.no_grad()
 def exact_log_partition(rbm: RBM, chunk: int = 1 << 16) -> float:
     """log Z of a dense binary RBM by enumerating the smaller side (≤ MAX_ENUM units), in float64."""
-    if rbm.spec.kind != "dense" or not _is_binary(rbm):
+    if not rbm.spec.is_dense or not _is_binary(rbm):
         raise RbmError("exact log Z needs a dense RBM with binary units on both sides")
     W, a, b = (t.double() for t in rbm.physical())
     V, H = W.shape

@@ -42,16 +42,27 @@ class LayerSpec:
     padding: int = 1
 
     @property
+    def is_dense(self) -> bool:
+        """A dense layer (every visible unit connected to every hidden one); else a strided
+        convolution. Code outside this module asks this, never `kind`."""
+        return self.is_dense
+
+    @property
+    def fan_in(self) -> int:
+        """Inputs of one hidden unit: V (dense) or C_in·K² (conv)."""
+        return self.visible_shape[0] if self.is_dense else self.visible_shape[0] * self.kernel ** 2
+
+    @property
     def hidden_shape(self) -> tuple[int, ...]:
         """(H,) for dense, (C_out, H_out, W_out) for conv."""
-        if self.kind == "dense":
+        if self.is_dense:
             return (self.hidden,)
         _, h, w = self.visible_shape
         return (self.hidden, conv_out(h, self), conv_out(w, self))
 
     @property
     def weight_shape(self) -> tuple[int, ...]:
-        if self.kind == "dense":
+        if self.is_dense:
             return (self.visible_shape[0], self.hidden)
         return (self.hidden, self.visible_shape[0], self.kernel, self.kernel)
 
@@ -77,11 +88,6 @@ def conv_out(size: int, spec: LayerSpec) -> int:
     return out
 
 
-def fan_in(spec: LayerSpec) -> int:
-    """Inputs of one hidden unit: V (dense) or C_in·K² (conv)."""
-    return spec.visible_shape[0] if spec.kind == "dense" else spec.visible_shape[0] * spec.kernel ** 2
-
-
 class RBM(nn.Module):
     """Holds the natural parameters of one layer; the math is in the methods below."""
 
@@ -92,7 +98,7 @@ class RBM(nn.Module):
         self.visible_bias = nn.Parameter(torch.zeros(spec.visible_shape[0]))
         self.hidden_bias = nn.Parameter(torch.zeros(spec.hidden))
         vu, hu = spec.visible_units, spec.hidden_units
-        self.scale = math.sqrt(vu.k * vu.n * hu.k * hu.n * fan_in(spec))  # s: physical W = W̃ / s
+        self.scale = math.sqrt(vu.k * vu.n * hu.k * hu.n * spec.fan_in)  # s: physical W = W̃ / s
 
     # --- physical parameters -------------------------------------------------------------
     def physical(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -108,13 +114,13 @@ class RBM(nn.Module):
         if torch.is_autocast_enabled(v.device.type):
             # bf16: only the product is low precision; the bias is added (and its gradient, a
             # sum over the batch, reduced) in float32, else that gradient is mostly rounding.
-            v2 = v.reshape(v.shape[0], -1) if s.kind == "dense" else v
-            xw = (v2 @ self.weight if s.kind == "dense"
+            v2 = v.reshape(v.shape[0], -1) if s.is_dense else v
+            xw = (v2 @ self.weight if s.is_dense
                   else F.conv2d(v, self.weight, stride=s.stride, padding=s.padding))
             with torch.autocast(v.device.type, enabled=False):
-                b = b.view(-1) if s.kind == "dense" else b.view(-1, 1, 1)
+                b = b.view(-1) if s.is_dense else b.view(-1, 1, 1)
                 return xw.to(v.dtype) * (1.0 / self.scale) + b
-        if s.kind == "dense":  # W = W̃/s folded into the matmul: cheaper than scaling W̃ (V·H)
+        if s.is_dense:  # W = W̃/s folded into the matmul: cheaper than scaling W̃ (V·H)
             return torch.addmm(b, v.reshape(v.shape[0], -1), self.weight, alpha=1.0 / self.scale)
         return F.conv2d(v, self.weight / self.scale, b, stride=s.stride, padding=s.padding)
 
@@ -123,10 +129,10 @@ class RBM(nn.Module):
         s = self.spec
         a = self.visible_bias / s.visible_units.k
         if torch.is_autocast_enabled(h.device.type):  # as in hidden_input: bias in float32
-            y = h @ self.weight.t() if s.kind == "dense" else self._conv_transpose(h, self.weight, None)
+            y = h @ self.weight.t() if s.is_dense else self._conv_transpose(h, self.weight, None)
             with torch.autocast(h.device.type, enabled=False):
-                return y.to(h.dtype) * (1.0 / self.scale) + (a if s.kind == "dense" else a.view(-1, 1, 1))
-        if s.kind == "dense":
+                return y.to(h.dtype) * (1.0 / self.scale) + (a if s.is_dense else a.view(-1, 1, 1))
+        if s.is_dense:
             return torch.addmm(a, h, self.weight.t(), alpha=1.0 / self.scale)
         return self._conv_transpose(h, self.weight / self.scale, a)
 

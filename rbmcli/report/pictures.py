@@ -47,7 +47,7 @@ def filter_grid(dbn, input_shape: tuple[int, ...], scale: int = CONV_SCALE) -> t
     At most MAX_FILTERS tiles (the first ones), each normalised on its own."""
     layer = dbn.layers[0]
     w = layer.weight.detach().float().cpu()
-    if layer.spec.kind == "dense":
+    if layer.spec.is_dense:
         tiles = w[:, :MAX_FILTERS].t().reshape(-1, *input_shape)  # (n, C, H, W)
         return normalise_tiles(tiles)
     tiles = normalise_tiles(w[:MAX_FILTERS])  # (n, C_in, K, K)

@@ -117,11 +117,11 @@ def _tensor_shapes(specs: list[LayerSpec], input_shape: tuple) -> dict[str, tupl
         raise ValueError("no layers")
     shapes, below = {}, input_shape
     for i, s in enumerate(specs):
-        sizes = [*s.visible_shape, s.hidden] + ([s.kernel, s.stride] if s.kind == "conv" else [])
+        sizes = [*s.visible_shape, s.hidden] + ([s.kernel, s.stride] if not s.is_dense else [])
         if s.kind not in ("dense", "conv") or any(type(x) is not int for x in [*sizes, s.padding]) \
                 or min(sizes) < 1 or s.padding < 0:
             raise ValueError(f"layer {i} has an unknown kind or non-positive sizes")
-        if s.visible_shape != ((math.prod(below),) if s.kind == "dense" else below):
+        if s.visible_shape != ((math.prod(below),) if s.is_dense else below):
             raise ValueError(f"layer {i} visible shape {s.visible_shape} does not follow {below}")
         for u in (s.visible_units, s.hidden_units):
             if Units.make(u.n, u.k, u.activation) != u:
