@@ -45,7 +45,7 @@ class LayerSpec:
     def is_dense(self) -> bool:
         """A dense layer (every visible unit connected to every hidden one); else a strided
         convolution. Code outside this module asks this, never `kind`."""
-        return self.is_dense
+        return self.kind == "dense"
 
     @property
     def fan_in(self) -> int:
