@@ -25,7 +25,7 @@ RUNS = 100
 def dense(V, H, vu=BIN, hu=BIN, std=0.7, seed=0):
     """A float64 dense RBM, physical weights ~ N(0, std²) for binary units, random biases."""
     g = torch.Generator().manual_seed(seed)
-    rbm = RBM(LayerSpec("dense", (V,), H, vu, hu), init_std=std, generator=g).double()
+    rbm = RBM(LayerSpec(kind="dense", visible_shape=(V,), hidden=H, visible_units=vu, hidden_units=hu), init_std=std, generator=g).double()
     with torch.no_grad():
         rbm.weight.mul_(math.sqrt(V))  # natural W̃ = s·W carries √fan_in: keep physical std = std
         rbm.visible_bias.copy_(torch.randn(V, generator=g, dtype=torch.float64))
@@ -54,7 +54,7 @@ def _one_thread():
 def test_ais_matches_exact_log_z_binary(H, std):
     rbm = dense(25, H, std=std, seed=H)
     exact = exact_log_partition(rbm)
-    res = ais_log_partition(rbm, torch.zeros(25), RUNS, BETAS, gen(H))
+    res = ais_log_partition(rbm, torch.zeros(25), RUNS, betas=BETAS, generator=gen(H))
     assert abs(res.log_z - exact) < 0.2, (res.log_z, exact)
     assert res.log_z_low <= res.log_z <= res.log_z_high
     assert res.log_weights.shape == (RUNS,) and res.seconds > 0
@@ -65,7 +65,7 @@ def test_ais_multinary_hidden_matches_enumeration(act):
     """N_h = 3 copies with offsets: β scales x − o_n, and the estimate matches Σ_v exp(−F_exact(v))."""
     rbm = dense(9, 2, hu=Units.make(3, None, act), std=1.0, seed=3)
     exact = brute_log_z(rbm)
-    res = ais_log_partition(rbm, torch.zeros(9), RUNS, BETAS, gen())
+    res = ais_log_partition(rbm, torch.zeros(9), RUNS, betas=BETAS, generator=gen())
     assert abs(res.log_z - exact) < 0.2, (res.log_z, exact)
     # The base model's hidden part is H·N fair coins.
     assert res.log_z_base == pytest.approx(9 * math.log(2) + 2 * 3 * math.log(2), abs=1e-12)
@@ -82,12 +82,12 @@ def test_reverse_ais_from_exact_samples_brackets_log_z():
     assert exact == pytest.approx(exact_log_partition(rbm), abs=1e-10)
     v = states[torch.multinomial(torch.softmax(neg_f, 0), 2000, replacement=True, generator=gen(1))]
     short = torch.linspace(0, 1, 30)
-    rev = reverse_ais_log_partition(rbm, torch.zeros(12), v, short, gen(2))
-    fwd = ais_log_partition(rbm, torch.zeros(12), 2000, short, gen(2))
+    rev = reverse_ais_log_partition(rbm, torch.zeros(12), v, betas=short, generator=gen(2))
+    fwd = ais_log_partition(rbm, torch.zeros(12), 2000, betas=short, generator=gen(2))
     lower = fwd.log_z_base + float(fwd.log_weights.mean())
     upper = rev.log_z_base - float(rev.log_weights.mean())
     assert lower + 0.05 < exact < upper - 0.05, (lower, exact, upper)
-    assert abs(reverse_ais_log_partition(rbm, torch.zeros(12), v[:RUNS], BETAS, gen(3)).log_z - exact) < 0.2
+    assert abs(reverse_ais_log_partition(rbm, torch.zeros(12), v[:RUNS], betas=BETAS, generator=gen(3)).log_z - exact) < 0.2
 
 
 def test_target_equal_to_base_gives_closed_form_exactly():
@@ -95,7 +95,7 @@ def test_target_equal_to_base_gives_closed_form_exactly():
     rbm = dense(12, 5)
     with torch.no_grad():
         rbm.weight.zero_(), rbm.hidden_bias.zero_(), rbm.visible_bias.copy_(a0)
-    res = ais_log_partition(rbm, a0, 20, torch.linspace(0, 1, 50), gen())
+    res = ais_log_partition(rbm, a0, 20, betas=torch.linspace(0, 1, 50), generator=gen())
     log_z_a = float(F.softplus(a0).sum()) + 5 * math.log(2)
     assert res.log_z == log_z_a == res.log_z_base == res.log_z_low == res.log_z_high
     assert torch.all(res.log_weights == 0)
@@ -106,7 +106,7 @@ def test_target_equal_to_base_gives_closed_form_exactly():
     rbm3 = dense(12, 5, hu=hu)
     with torch.no_grad():
         rbm3.weight.zero_(), rbm3.hidden_bias.zero_(), rbm3.visible_bias.copy_(a0)
-    res3 = ais_log_partition(rbm3, a0, 20, torch.linspace(0, 1, 50), gen())
+    res3 = ais_log_partition(rbm3, a0, 20, betas=torch.linspace(0, 1, 50), generator=gen())
     closed = float(F.softplus(a0).sum() + 5 * F.softplus(-hu.offsets(dtype=torch.float64)).sum())
     assert res3.log_z == pytest.approx(closed, abs=1e-9)
     assert base_log_partition(a0, 15) == pytest.approx(res3.log_z_base, abs=1e-12)
@@ -141,22 +141,22 @@ def test_a_shorter_schedule_has_n_temperatures_in_the_same_proportions(n):
 def test_progress_and_base_rate_start_are_reproducible():
     rbm = dense(10, 7, std=0.5)
     calls = []
-    r1 = ais_log_partition(rbm, torch.zeros(10), 8, torch.linspace(0, 1, 1001), gen(5), progress=lambda d, t: calls.append((d, t)))
-    r2 = ais_log_partition(rbm, torch.zeros(10), 8, torch.linspace(0, 1, 1001), gen(5))
+    r1 = ais_log_partition(rbm, torch.zeros(10), 8, betas=torch.linspace(0, 1, 1001), generator=gen(5), progress=lambda d, t: calls.append((d, t)))
+    r2 = ais_log_partition(rbm, torch.zeros(10), 8, betas=torch.linspace(0, 1, 1001), generator=gen(5))
     assert calls[-1] == (1000, 1000) and len(calls) == 2
     assert torch.equal(r1.log_weights, r2.log_weights)
 
 
 def test_unsupported_models_raise():
     with pytest.raises(RbmError, match="binary visible"):
-        ais_log_partition(dense(4, 3, vu=Units.make(3)), torch.zeros(4), 2, BETAS)
-    conv = RBM(LayerSpec("conv", (1, 4, 4), 2, BIN, BIN)).double()
+        ais_log_partition(dense(4, 3, vu=Units.make(3)), torch.zeros(4), 2, betas=BETAS)
+    conv = RBM(LayerSpec(kind="conv", visible_shape=(1, 4, 4), hidden=2, visible_units=BIN, hidden_units=BIN)).double()
     with pytest.raises(RbmError, match="dense"):
-        ais_log_partition(conv, torch.zeros(1), 2, BETAS)
+        ais_log_partition(conv, torch.zeros(1), 2, betas=BETAS)
     with pytest.raises(RbmError, match="betas"):
-        ais_log_partition(dense(4, 3), torch.zeros(4), 2, torch.tensor([0.0, 0.7, 0.5, 1.0]))
+        ais_log_partition(dense(4, 3), torch.zeros(4), 2, betas=torch.tensor([0.0, 0.7, 0.5, 1.0]))
     with pytest.raises(RbmError, match="shape"):
-        ais_log_partition(dense(4, 3), torch.zeros(5), 2, BETAS)
+        ais_log_partition(dense(4, 3), torch.zeros(5), 2, betas=BETAS)
 
 
 def test_log_likelihood_exact_and_ais_paths():

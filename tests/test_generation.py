@@ -114,7 +114,7 @@ def test_moment_matched_chain_matches_the_exact_copies_chain():
     of exact copies draws (Σ_n Bernoulli(σ(x − o_n))) within 5 standard errors of the two runs.
     Drawing with mean f and variance f' instead (the integral model's moments) misses by 50–120."""
     u = Units.make(31)
-    rbm = RBM(LayerSpec("dense", (3,), 5, u, u), init_std=1.5, generator=torch.Generator().manual_seed(3))
+    rbm = RBM(LayerSpec(kind="dense", visible_shape=(3,), hidden=5, visible_units=u, hidden_units=u), init_std=1.5, generator=torch.Generator().manual_seed(3))
     with torch.no_grad():
         rbm.visible_bias.copy_(torch.tensor([-1.0, 0.5, 2.0]))
         rbm.hidden_bias.normal_(0, 1, generator=torch.Generator().manual_seed(4))

@@ -29,7 +29,7 @@ def _float64():
 
 def dense(V, H, vu=BIN, hu=BIN, std=0.7, seed=0):
     g = torch.Generator().manual_seed(seed)
-    rbm = RBM(LayerSpec("dense", (V,), H, vu, hu), init_std=std, generator=g).double()
+    rbm = RBM(LayerSpec(kind="dense", visible_shape=(V,), hidden=H, visible_units=vu, hidden_units=hu), init_std=std, generator=g).double()
     with torch.no_grad():
         rbm.visible_bias.copy_(torch.randn(V, generator=g))
         rbm.hidden_bias.copy_(torch.randn(H, generator=g))
@@ -179,7 +179,7 @@ def test_sgd_step_equals_cd1_binary():
 
 def _conv(C, HW, out, k, s, p, vu=BIN, hu=BIN, seed=0):
     g = torch.Generator().manual_seed(seed)
-    rbm = RBM(LayerSpec("conv", (C, *HW), out, vu, hu, k, s, p), init_std=0.5, generator=g).double()
+    rbm = RBM(LayerSpec(kind="conv", visible_shape=(C, *HW), hidden=out, visible_units=vu, hidden_units=hu, kernel=k, stride=s, padding=p), init_std=0.5, generator=g).double()
     with torch.no_grad():
         rbm.visible_bias.copy_(torch.randn(C, generator=g))
         rbm.hidden_bias.copy_(torch.randn(out, generator=g))
@@ -263,7 +263,7 @@ def test_sparsity_penalty_per_unit_and_per_channel():
     h = torch.rand(5, 7) * 255
     want = sum((0.1 - h[:, j].mean() / 255) ** 2 for j in range(7)) * 255 / hu.k
     assert float(sparsity_penalty(rbm, h, 0.1)) == pytest.approx(float(want), rel=1e-12)
-    conv = RBM(LayerSpec("conv", (1, 7, 5), 3, BIN, BIN, kernel=3, stride=2, padding=0), init_std=0.3,
+    conv = RBM(LayerSpec(kind="conv", visible_shape=(1, 7, 5), hidden=3, visible_units=BIN, hidden_units=BIN, kernel=3, stride=2, padding=0), init_std=0.3,
                generator=torch.Generator().manual_seed(0)).double()
     h = torch.rand(5, 3, 3, 2)  # (B, C, h, w): the conv layer's hidden shape
     want = sum(6 * (0.05 - h[:, c].mean()) ** 2 for c in range(3))

@@ -199,8 +199,8 @@ def test_nan_loss_stops_with_one_line_and_keeps_last_good_checkpoint(tmp_path, m
     real = rbmcli.train.trainer.dbn_losses
     steps = {"n": 0}
 
-    def nan_from_step_7(dbn, *args):
-        losses = real(dbn, *args)
+    def nan_from_step_7(dbn, *args, **kwargs):
+        losses = real(dbn, *args, **kwargs)
         steps["n"] += 1
         return [losses[0] * float("nan")] + losses[1:] if steps["n"] > 7 else losses
 
@@ -393,9 +393,9 @@ def test_save_state_roundtrip_includes_parameters(tmp_path):
     c, x = cfg(arch="dense:4"), images(40)
     t = Trainer(c, tmp_path, x)
     t.train_step(rbmcli.train.trainer.to_visible(x[:20], 1), None)
-    save_state(tmp_path / "s.safetensors", t.opt, t.names, {"sample": t.gen}, t.chains,
-               {"epoch": 0, "batch": 1, "step": 1})
+    save_state(tmp_path / "s.safetensors", t.opt, names=t.names, generators={"sample": t.gen}, chains=t.chains,
+               counters={"epoch": 0, "batch": 1, "step": 1})
     saved = {k: v.clone() for k, v in t.dbn.state_dict().items()}
     fresh = Trainer(c, tmp_path, x)
-    rbmcli.train.checkpoint.load_state(tmp_path / "s.safetensors", fresh.opt, fresh.names, {"sample": fresh.gen}, 1, "cpu")
+    rbmcli.train.checkpoint.load_state(tmp_path / "s.safetensors", fresh.opt, names=fresh.names, generators={"sample": fresh.gen}, n_layers=1, device="cpu")
     assert all(torch.equal(fresh.dbn.state_dict()[k], saved[k]) for k in saved)

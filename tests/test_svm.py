@@ -80,8 +80,8 @@ def _dbn(arch, shape, n_v):
 def test_features_shape_mapping_and_batches(arch, n_v, dim):
     dbn = _dbn(arch, (1, 8, 8), n_v)
     images = torch.randint(0, 256, (37, 1, 8, 8), generator=torch.Generator().manual_seed(1), dtype=torch.uint8)
-    one = extract_features(dbn, images, n_v, batch_size=512)
-    small = extract_features(dbn, images.numpy(), n_v, batch_size=10)
+    one = extract_features(dbn, images, visible_units_n=n_v, batch_size=512)
+    small = extract_features(dbn, images.numpy(), visible_units_n=n_v, batch_size=10)
     assert one.shape == (37, dim) and one.dtype == np.float32
     np.testing.assert_allclose(small, one, rtol=1e-5, atol=1e-6)
     with torch.no_grad():  # pixels → v = pixels · N_v / 255, then the top-layer mean activities
@@ -91,7 +91,7 @@ def test_features_shape_mapping_and_batches(arch, n_v, dim):
 
 def test_features_reject_non_uint8_images():
     with pytest.raises(RbmError, match="uint8"):
-        extract_features(_dbn("dense:3", (1, 2, 2), 1), torch.rand(4, 1, 2, 2), 1)
+        extract_features(_dbn("dense:3", (1, 2, 2), 1), torch.rand(4, 1, 2, 2), visible_units_n=1)
 
 
 @pytest.mark.parametrize("c", [0.01, 0.3, 3.0])

@@ -58,9 +58,9 @@ def evaluate(
                          save_stats=save_stats)
     weights = str(inception_weights) if inception_weights else None
     if folders is None:  # a checkpoint: every option checked before any work
-        opts = EvalOptions(svm, fid, ais, dataset, str(data_dir) if data_dir else None, limit_train, limit_test,
-                           kernel, fid_samples, fid_steps, weights, download, ais_runs, ais_betas, device,
-                           seed, colorize=colorize, occlusion=occlusion, hue_match=hue_match,
+        opts = EvalOptions(svm=svm, fid=fid, ais=ais, dataset=dataset, data_dir=str(data_dir) if data_dir else None, limit_train=limit_train, limit_test=limit_test,
+                           kernel=kernel, fid_samples=fid_samples, fid_steps=fid_steps, inception_weights=weights, download=download, ais_runs=ais_runs, ais_betas=ais_betas, device=device,
+                           seed=seed, colorize=colorize, occlusion=occlusion, hue_match=hue_match,
                            hue_samples=hue_samples, recon_steps=recon_steps).validate()
     check_output(json_out, force=force, option="--json")
     if save_stats:
@@ -70,7 +70,7 @@ def evaluate(
         if save_stats:
             from rbmcli.eval.fid import save_folder_statistics
 
-            written = save_folder_statistics(paths[0], paths[1], weights, device=str(resolve(device)),
+            written = save_folder_statistics(paths[0], paths[1], weights=weights, device=str(resolve(device)),
                                              progress=lambda d, t: update("FID statistics", d, t))
             out.print(f"wrote {esc(written)}")
             return
@@ -133,5 +133,5 @@ def _fid_between(folders: tuple[Path, Path], weights: Optional[str], device: str
 
     real, fake = folders
     t0 = time.time()
-    value = fid_between_paths(real, fake, weights, device=str(resolve(device)), progress=lambda d, t: update("FID", d, t))
+    value = fid_between_paths(real, fake, weights=weights, device=str(resolve(device)), progress=lambda d, t: update("FID", d, t))
     return f"{real} vs {fake}", [Row("fid", value, {"real": str(real), "fake": str(fake)}, time.time() - t0)]

@@ -46,6 +46,6 @@ def reconstruct(
         x, _names = load_user_images(images, c, h)
     else:
         x = checkpoint_dataset(info, split, name=dataset, data_dir=data_dir, limit=n).images
-    rec = reconstruct_images(checkpoint, x, steps, gray, device, seed)
+    rec = reconstruct_images(checkpoint, x, steps=steps, gray=gray, device=device, seed=seed)
     write_reconstructions(to_gray(x, c) if gray else x, rec, output)
     out.print(table("rbm reconstruct", {"file": output, "images": len(x), "steps": steps, "gray": gray}))

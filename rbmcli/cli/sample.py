@@ -48,8 +48,8 @@ def sample(
     refuse_overwrite({"--out": output, "--strip": strip}, force)
     bar, on_progress = bar_progress("sampling", quiet)
     with bar:
-        result = sample_images(checkpoint, n, steps, init, dataset, str(data_dir) if data_dir else None, split,
-                               seed, device, batch_size, every, on_progress)
+        result = sample_images(checkpoint, n, steps=steps, init=init, dataset=dataset, data_dir=str(data_dir) if data_dir else None, split=split,
+                               seed=seed, device=device, batch_size=batch_size, every=every, progress=on_progress)
     write_samples(result, output, individual_dir=individual, strip_png=strip)
     rate = n / result.seconds if result.seconds > 0 else float("inf")
     rows = {"file": output, "n": n, "steps": steps, "device": result.device, "seconds": f"{result.seconds:.2f}",

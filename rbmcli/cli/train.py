@@ -164,7 +164,7 @@ def train(
     if progress is not None:
         progress.start()
     try:
-        result = run_training(cfg, out_dir, resume, on_event, lambda: stop.requested, plots=not no_plots,
+        result = run_training(cfg, out_dir, resume=resume, progress=on_event, should_stop=lambda: stop.requested, plots=not no_plots,
                               tensorboard=tensorboard)
     except OSError as e:  # metrics.jsonl, epoch copies: disk full, folder removed, ...
         raise RbmError(f"cannot write the run folder ({e}); free space or choose another --out") from None

@@ -30,7 +30,7 @@ def load_training_images(cfg: TrainConfig, split: str = "train", progress=None) 
     """The training images as uint8 (n, C, H, W), limited and binarised as configured."""
     from rbmcli.data.datasets import load_dataset
 
-    ds = load_dataset(cfg.dataset, split, cfg.data_dir, cfg.size, cfg.limit, cfg.download, seed=cfg.seed)
+    ds = load_dataset(cfg.dataset, split, cfg.data_dir, size=cfg.size, limit=cfg.limit, download=cfg.download, seed=cfg.seed)
     if cfg.batch_size > len(ds.images):
         raise RbmError(f"--batch-size {cfg.batch_size} is larger than the {len(ds.images)} training images", usage=True)
     return binarize(ds.images, cfg.binarize, cfg.seed)

@@ -36,7 +36,7 @@ CIFAR_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog",
 Progress = Callable[[int, int], None]  # progress(done, total), called once per decoded image
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Dataset:
     images: torch.Tensor  # uint8 (n, C, H, W), held in memory
     labels: torch.Tensor  # int64 (n,), -1 where there are no labels
@@ -57,7 +57,7 @@ class Dataset:
         return torch.nonzero(self.attributes[:, self.attribute_names.index(name)]).flatten()
 
 
-@dataclass
+@dataclass(kw_only=True)
 class _Request:
     """The options of one `load_dataset` call, handed to the per-dataset loader."""
     name: str
@@ -75,7 +75,7 @@ class _Request:
         return self.root or DEFAULT_DATA_DIR
 
 
-def load_dataset(name: str, split: str = "train", data_dir: str | Path | None = None, size: int | None = None,
+def load_dataset(name: str, split: str = "train", data_dir: str | Path | None = None, *, size: int | None = None,
                  limit: int | None = None, download: bool = False, channels: int | None = None, seed: int = 0,
                  progress: Progress | None = None) -> Dataset:
     """Load a dataset split into memory: images uint8 (n, C, H, W), labels int64 (n,).
@@ -85,7 +85,7 @@ def load_dataset(name: str, split: str = "train", data_dir: str | Path | None = 
     """
     _check_options(name, split, size, limit, channels)
     root = Path(data_dir).expanduser() if data_dir is not None else None
-    req = _Request(name, split, root, size, limit, download, channels, seed, progress)
+    req = _Request(name=name, split=split, root=root, size=size, limit=limit, download=download, channels=channels, seed=seed, progress=progress)
     return _finish(_LOADERS[name](req), req)
 
 
@@ -158,7 +158,7 @@ def _from_arrays(images: np.ndarray, labels: np.ndarray, req: _Request, classes:
     if len(labels) and (labels.min() < 0 or labels.max() >= len(classes)):
         raise RbmError(f"{req.name} labels range over {labels.min()}..{labels.max()}, expected 0..{len(classes) - 1}; "
                        "the files are corrupt: re-download them.")
-    return Dataset(torch.tensor(images), torch.tensor(labels), req.name, classes)
+    return Dataset(images=torch.tensor(images), labels=torch.tensor(labels), name=req.name, classes=classes)
 
 
 def _missing(req: _Request, looked_for: list[Path]) -> RbmError:
@@ -220,7 +220,7 @@ def _load_colored_mnist(req: _Request) -> Dataset:
 
     ds = _load_mnist(replace(req, limit=None))
     images = colored_mnist(ds.images, ds.labels, req.split, req.limit)
-    return Dataset(images, ds.labels[: len(images)].clone(), req.name, MNIST_CLASSES)
+    return Dataset(images=images, labels=ds.labels[: len(images)].clone(), name=req.name, classes=MNIST_CLASSES)
 
 
 def _load_fashion(req: _Request) -> Dataset:
@@ -275,7 +275,7 @@ def _load_caltech(req: _Request) -> Dataset:
     paths, labels = _caltech_split(folder, classes, req)
     paths, labels = paths[: req.limit], labels[: req.limit]
     images, _, _ = load_images(paths, req.channels or 3, req.size or DEFAULT_SIZE, progress=req.progress)
-    return Dataset(images, torch.tensor(labels, dtype=torch.int64), req.name, classes)
+    return Dataset(images=images, labels=torch.tensor(labels, dtype=torch.int64), name=req.name, classes=classes)
 
 
 def _load_celeba(req: _Request) -> Dataset:
@@ -290,7 +290,7 @@ def _load_celeba(req: _Request) -> Dataset:
     files = [f for f, part in fmt.read_celeba_partition(partition) if part == wanted][: req.limit]
     paths = [images_dir / f for f in files]
     images, _, _ = load_images(paths, req.channels or 3, req.size or DEFAULT_SIZE, progress=req.progress)
-    ds = Dataset(images, torch.full((len(files),), -1, dtype=torch.int64), req.name, [])
+    ds = Dataset(images=images, labels=torch.full((len(files),), -1, dtype=torch.int64), name=req.name, classes=[])
     if (base / "list_attr_celeba.txt").is_file():
         ds.attribute_names, rows = fmt.read_celeba_attributes(base / "list_attr_celeba.txt")
         missing = [f for f in files if f not in rows]
@@ -311,8 +311,8 @@ def _load_folder(req: _Request) -> Dataset:
     relative = [f.relative_to(req.root).parts for f in files]
     classes = sorted({parts[0] for parts in relative if len(parts) > 1})
     labels = torch.tensor([classes.index(p[0]) if len(p) > 1 else -1 for p in relative], dtype=torch.int64)
-    images, kept, skipped = load_images(files, req.channels, req.size, req.limit, skip_bad=True, progress=req.progress)
-    return Dataset(images, labels[kept], req.name, classes, skipped=skipped)
+    images, kept, skipped = load_images(files, req.channels, req.size, limit=req.limit, skip_bad=True, progress=req.progress)
+    return Dataset(images=images, labels=labels[kept], name=req.name, classes=classes, skipped=skipped)
 
 
 _LOADERS: dict[str, Callable[[_Request], Dataset]] = {

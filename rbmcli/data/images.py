@@ -109,7 +109,7 @@ def load_image(path: str | Path, channels: int | None, size: int | None) -> torc
     return pil_to_uint8(center_crop_resize(to_channels(open_image(path), channels), size))
 
 
-def load_images(paths: list[Path], channels: int | None = None, size: int | None = None, limit: int | None = None,
+def load_images(paths: list[Path], channels: int | None = None, size: int | None = None, *, limit: int | None = None,
                 skip_bad: bool = False, progress: Callable[[int, int], None] | None = None,
                 ) -> tuple[torch.Tensor, list[int], int]:
     """Decode files (until `limit` are kept) → uint8 (n, C, H, W), kept positions in `paths`, number skipped.

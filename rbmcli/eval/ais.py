@@ -35,7 +35,7 @@ from rbmcli.model.rbm import RBM
 Progress = Callable[[int, int], None]  # progress(done, total) in annealing steps
 
 
-@dataclass
+@dataclass(kw_only=True)
 class AisResult:
     """An AIS estimate of log Z with S&M's ±3σ interval (σ the std of the estimator Ẑ)."""
 
@@ -87,13 +87,13 @@ def _check_supported(rbm: RBM) -> None:
             "multinary visible unit are not identifiable from its value v, so p(v) has no free energy to anneal")
 
 
-def _log_p_star_step(v, d, a, a0, beta_prev, beta):
+def _log_p_star_step(v, d, a, a0, *, beta_prev, beta):
     """log p*_β(v) − log p*_β'(v) per run, (M,); d = x − o of shape (M, H, N)."""
     dv = v @ (a - a0)  # (M,)
     return (beta - beta_prev) * dv + (F.softplus(beta * d) - F.softplus(beta_prev * d)).sum((1, 2))
 
 
-def _gibbs(v, d, W, a, a0, beta, generator):
+def _gibbs(v, d, W, a, a0, *, beta, generator):
     """One Gibbs step of p_β: copies c ~ Bernoulli(σ(β(x − o))), h = Σ_n c; then
     v ~ Bernoulli(σ((1 − β)a0 + β(a + hWᵀ)))."""
     p_h = torch.sigmoid(beta * d)  # (M, H, N)
@@ -130,23 +130,23 @@ def _params(rbm: RBM, base_a, device):
     return W, a, b, a0, rbm.spec.hidden_units.offsets(device, torch.float64)  # o: (N,)
 
 
-def _anneal(v, betas, W, a, b, a0, o, generator, progress) -> torch.Tensor:
+def _anneal(v, betas, *, W, a, b, a0, o, generator, progress) -> torch.Tensor:
     """Σ_k log p*_{β_k}(v_k) − log p*_{β_{k−1}}(v_k) per run, v_{k+1} ~ T_{β_k}(v_k), (M,).
     Forward AIS runs β from 0 to 1 (v_1 ~ p_A), reverse AIS from 1 to 0 (v_1 ~ p_B)."""
     log_w = torch.zeros(len(v), dtype=torch.float64, device=v.device)
     total = len(betas) - 1
     for k in range(1, len(betas)):
         d = (b + v @ W).unsqueeze(-1) - o  # x − o_n, (M, H, N)
-        log_w += _log_p_star_step(v, d, a, a0, betas[k - 1], betas[k])
+        log_w += _log_p_star_step(v, d, a, a0, beta_prev=betas[k - 1], beta=betas[k])
         if k < total:
-            v = _gibbs(v, d, W, a, a0, betas[k], generator)
+            v = _gibbs(v, d, W, a, a0, beta=betas[k], generator=generator)
         if progress is not None and (k % 500 == 0 or k == total):
             progress(k, total)
     return log_w
 
 
 @torch.no_grad()
-def ais_log_partition(rbm: RBM, base_a: torch.Tensor, n_runs: int = 100, betas: torch.Tensor | None = None,
+def ais_log_partition(rbm: RBM, base_a: torch.Tensor, n_runs: int = 100, *, betas: torch.Tensor | None = None,
                       generator: torch.Generator | None = None, device: str | torch.device = "cpu",
                       progress: Progress | None = None) -> AisResult:
     """Estimate log Z of a dense RBM (binary visible; binary or copies-model multinary hidden
@@ -160,14 +160,14 @@ def ais_log_partition(rbm: RBM, base_a: torch.Tensor, n_runs: int = 100, betas: 
     log_z_a = base_log_partition(a0, W.shape[1] * len(o))
     p0 = torch.sigmoid(a0).expand(n_runs, -1)
     v = (torch.rand(p0.shape, generator=generator, device=device, dtype=torch.float64) < p0).double()  # v_1 ~ p_A
-    log_w = _anneal(v, betas, W, a, b, a0, o, generator, progress)
+    log_w = _anneal(v, betas, W=W, a=a, b=b, a0=a0, o=o, generator=generator, progress=progress)
     rel, low, high = _interval(log_w)
-    return AisResult(log_z_a + rel, log_z_a + low, log_z_a + high, log_w.cpu(), time.perf_counter() - start, log_z_a)
+    return AisResult(log_z=log_z_a + rel, log_z_low=log_z_a + low, log_z_high=log_z_a + high, log_weights=log_w.cpu(), seconds=time.perf_counter() - start, log_z_base=log_z_a)
 
 
 @torch.no_grad()
 def reverse_ais_log_partition(rbm: RBM, base_a: torch.Tensor, v_start: torch.Tensor,
-                              betas: torch.Tensor | None = None, generator: torch.Generator | None = None,
+                              *, betas: torch.Tensor | None = None, generator: torch.Generator | None = None,
                               device: str | torch.device = "cpu", progress: Progress | None = None) -> AisResult:
     """Reverse AIS: anneal from samples v_start (M, V) of the target down to the base model;
     the mean weight estimates Z_A/Z_B, so log Ẑ_B = log Z_A − log mean(w) tends to
@@ -177,9 +177,9 @@ def reverse_ais_log_partition(rbm: RBM, base_a: torch.Tensor, v_start: torch.Ten
     W, a, b, a0, o = _params(rbm, base_a, device)
     log_z_a = base_log_partition(a0, W.shape[1] * len(o))
     v = torch.as_tensor(v_start).reshape(len(v_start), -1).to(device, torch.float64)
-    log_w = _anneal(v, betas, W, a, b, a0, o, generator, progress)
+    log_w = _anneal(v, betas, W=W, a=a, b=b, a0=a0, o=o, generator=generator, progress=progress)
     rel, low, high = _interval(log_w)
-    return AisResult(log_z_a - rel, log_z_a - high, log_z_a - low, log_w.cpu(), time.perf_counter() - start, log_z_a)
+    return AisResult(log_z=log_z_a - rel, log_z_low=log_z_a - high, log_z_high=log_z_a - low, log_weights=log_w.cpu(), seconds=time.perf_counter() - start, log_z_base=log_z_a)
 
 
 def _exact_possible(rbm: RBM) -> bool:
@@ -188,7 +188,7 @@ def _exact_possible(rbm: RBM) -> bool:
     return s.is_dense and binary and min(s.visible_shape[0], s.hidden) <= MAX_ENUM
 
 
-def ais_log_likelihood(rbm: RBM, v_test: torch.Tensor, base_a: torch.Tensor | None = None, smoothing: float = 1.0,
+def ais_log_likelihood(rbm: RBM, v_test: torch.Tensor, base_a: torch.Tensor | None = None, *, smoothing: float = 1.0,
                        n_runs: int = 100, betas: torch.Tensor | None = None,
                        generator: torch.Generator | None = None, device: str | torch.device = "cpu",
                        progress: Progress | None = None) -> dict:
@@ -205,6 +205,6 @@ def ais_log_likelihood(rbm: RBM, v_test: torch.Tensor, base_a: torch.Tensor | No
         ll = mean_neg_f - log_z
         return dict(mean_log_likelihood=ll, low=ll, high=ll, log_z=log_z, method="exact")
     base_a = base_rate_biases(v, smoothing) if base_a is None else base_a
-    res = ais_log_partition(rbm, base_a, n_runs, betas, generator, device, progress)
+    res = ais_log_partition(rbm, base_a, n_runs, betas=betas, generator=generator, device=device, progress=progress)
     return dict(mean_log_likelihood=mean_neg_f - res.log_z, low=mean_neg_f - res.log_z_high,
                 high=mean_neg_f - res.log_z_low, log_z=res.log_z, method="ais")

@@ -84,7 +84,7 @@ class DemoData:
 def _reconstruct(ckpt: Path, images: torch.Tensor, opts, gray: bool) -> torch.Tensor:
     from rbmcli.generate.reconstruct import reconstruct_images
 
-    return reconstruct_images(ckpt, images, opts.recon_steps, gray, opts.device, opts.seed, opts.batch_size)
+    return reconstruct_images(ckpt, images, steps=opts.recon_steps, gray=gray, device=opts.device, seed=opts.seed, batch_size=opts.batch_size)
 
 
 def mean_hue_baseline(gray: torch.Tensor, hue: float, saturation: float) -> torch.Tensor:
@@ -158,7 +158,7 @@ def hue_match_row(ckpt: Path, data: DemoData, name: str):
 
     t0 = time.time()
     opts = data.opts
-    samples = sample_images(ckpt, opts.hue_samples, opts.fid_steps, seed=opts.seed, device=opts.device).images
+    samples = sample_images(ckpt, opts.hue_samples, steps=opts.fid_steps, seed=opts.seed, device=opts.device).images
     classes = data.classifier.predict(samples)
     percent, with_strokes = class_hue_match(samples, class_hue(classes))
     counts = Counter(classes.tolist())

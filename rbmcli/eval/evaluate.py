@@ -25,7 +25,7 @@ KERNELS = ("linear", "nystroem", "rbf")  # = rbmcli.eval.svm.KERNELS (not import
 EVAL_FILE = "eval.json"  # a run folder's evaluation results, shown by `rbm report`
 
 
-@dataclass
+@dataclass(kw_only=True)
 class EvalOptions:
     svm: bool = False
     fid: bool = False
@@ -108,8 +108,8 @@ def svm_row(dbn, info, opts: EvalOptions, progress: Progress) -> Row:
         if split == "train":
             check_svm_data(ds.labels.numpy(), n_classes=len(ds.classes))  # before the features are extracted
         images = binarize(ds.images, info["config"].get("binarize", "none"), info["config"].get("seed", 0))
-        feats[split] = (extract_features(dbn, images, n_v, opts.batch_size, dev,
-                                         lambda d, t, s=split: progress(f"features {s}", d, t)), ds.labels.numpy())
+        feats[split] = (extract_features(dbn, images, visible_units_n=n_v, batch_size=opts.batch_size, device=dev,
+                                         progress=lambda d, t, s=split: progress(f"features {s}", d, t)), ds.labels.numpy())
     r = svm_error(*feats["train"], *feats["test"], kernel=opts.kernel, seed=opts.seed,
                   progress=lambda d, t: progress("SVM fits (C grid, refit)", d, t))
     return Row("svm_test_error_percent", r.test_error_percent,
@@ -160,12 +160,12 @@ def fid_row(ckpt: Path, info, opts: EvalOptions, progress: Progress) -> Row:
     t0 = time.time()
     ds, name = _data(info, opts, "train", opts.fid_samples)
     key = real_stats_key(name, ds.images, opts.inception_weights)
-    real = cached_statistics(key, lambda: image_statistics(ds.images, model, 50, dev,
-                                                           lambda d, t: progress("FID real", d, t)))
-    fake = sample_images(ckpt, opts.fid_samples, opts.fid_steps, seed=opts.seed, device=opts.device,
+    real = cached_statistics(key, lambda: image_statistics(ds.images, model, batch_size=50, device=dev,
+                                                           progress=lambda d, t: progress("FID real", d, t)))
+    fake = sample_images(ckpt, opts.fid_samples, steps=opts.fid_steps, seed=opts.seed, device=opts.device,
                          progress=lambda d, t: progress("sampling", d, t)).images
-    fake_stats = image_statistics((fake * 255).round().to(torch.uint8), model, 50, dev,
-                                  lambda d, t: progress("FID fake", d, t))
+    fake_stats = image_statistics((fake * 255).round().to(torch.uint8), model, batch_size=50, device=dev,
+                                  progress=lambda d, t: progress("FID fake", d, t))
     value = frechet_distance(*fake_stats, *real)
     return Row("fid", value, {"dataset": name, "n_fake": len(fake), "n_real": len(ds.images),
                               "gibbs_steps": opts.fid_steps, "real_stats": key}, time.time() - t0)

@@ -97,7 +97,7 @@ def _features(model: nn.Module, x: torch.Tensor) -> np.ndarray:
 
 
 def inception_activations(images: torch.Tensor | Iterable[torch.Tensor], model: nn.Module,
-                          batch_size: int = 50, device: str | torch.device = "cpu",
+                          *, batch_size: int = 50, device: str | torch.device = "cpu",
                           progress: Progress | None = None,
                           total: int | None = None) -> np.ndarray:
     """Pool3 features (n, d) of uint8 images (n, C, H, W) or of an iterable of such batches.
@@ -120,11 +120,11 @@ def inception_activations(images: torch.Tensor | Iterable[torch.Tensor], model: 
     return np.concatenate(feats).astype(np.float64)
 
 
-def image_statistics(images, model: nn.Module, batch_size: int = 50, device="cpu",
+def image_statistics(images, model: nn.Module, *, batch_size: int = 50, device="cpu",
                      progress: Progress | None = None, total: int | None = None) -> Statistics:
     """(μ, Σ) of the features of `images` (see inception_activations)."""
     return activation_statistics(
-        inception_activations(images, model, batch_size, device, progress, total))
+        inception_activations(images, model, batch_size=batch_size, device=device, progress=progress, total=total))
 
 
 def _model_or_inception(model: nn.Module | None, weights: str | None, device) -> nn.Module:
@@ -134,15 +134,15 @@ def _model_or_inception(model: nn.Module | None, weights: str | None, device) ->
     return build_inception(resolve_inception_weights(weights), device)
 
 
-def fid_from_images(fake, real, weights: str | None = None, device="cpu", batch_size: int = 50,
+def fid_from_images(fake, real, *, weights: str | None = None, device="cpu", batch_size: int = 50,
                     progress: Progress | None = None, model: nn.Module | None = None) -> float:
     """FID between two uint8 image sets (tensors or iterables of batches), never downloads.
 
     `model` replaces the Inception network (any net mapping [0,1] images to features).
     """
     model = _model_or_inception(model, weights, device)
-    mu1, sigma1 = image_statistics(fake, model, batch_size, device, progress)
-    mu2, sigma2 = image_statistics(real, model, batch_size, device, progress)
+    mu1, sigma1 = image_statistics(fake, model, batch_size=batch_size, device=device, progress=progress)
+    mu2, sigma2 = image_statistics(real, model, batch_size=batch_size, device=device, progress=progress)
     return frechet_distance(mu1, sigma1, mu2, sigma2)
 
 
@@ -173,11 +173,11 @@ def folder_statistics(folder: str | Path, model: nn.Module, batch_size: int = 50
                       device="cpu", progress: Progress | None = None) -> Statistics:
     """(μ, Σ) of the features of every image in `folder` (any size, read as RGB)."""
     files = list_images(folder)
-    return image_statistics(image_batches(files, batch_size), model, batch_size, device,
-                            progress, total=len(files))
+    return image_statistics(image_batches(files, batch_size), model, batch_size=batch_size, device=device,
+                            progress=progress, total=len(files))
 
 
-def fid_between_folders(real_dir: str | Path, fake_dir: str | Path, weights: str | None = None,
+def fid_between_folders(real_dir: str | Path, fake_dir: str | Path, *, weights: str | None = None,
                         device="cpu", batch_size: int = 50,
                         progress: Progress | None = None,
                         model: nn.Module | None = None) -> float:
@@ -247,7 +247,7 @@ def path_statistics(path: str | Path, model: Callable[[], nn.Module], batch_size
     return folder_statistics(path, model(), batch_size, device, progress)
 
 
-def fid_between_paths(first: str | Path, second: str | Path, weights: str | None = None, device="cpu",
+def fid_between_paths(first: str | Path, second: str | Path, *, weights: str | None = None, device="cpu",
                       batch_size: int = 50, progress: Progress | None = None) -> float:
     """FID between two folders of images or `.npz` statistics, in any mix (pytorch-fid's
     `python -m pytorch_fid PATH PATH`); never downloads."""
@@ -264,7 +264,7 @@ def fid_between_paths(first: str | Path, second: str | Path, weights: str | None
     return frechet_distance(mu1, sigma1, mu2, sigma2)
 
 
-def save_folder_statistics(folder: str | Path, out_npz: str | Path, weights: str | None = None, device="cpu",
+def save_folder_statistics(folder: str | Path, out_npz: str | Path, *, weights: str | None = None, device="cpu",
                            batch_size: int = 50, progress: Progress | None = None) -> Path:
     """Write (μ, Σ) of a folder of images as `.npz` (arrays mu, sigma), atomically: pytorch-fid's
     `--save-stats`; compare it later against folders or other statistics."""

@@ -45,7 +45,7 @@ def squared_hinge_gradient(wb: torch.Tensor, x: torch.Tensor, t: torch.Tensor,
     return loss, wb + torch.cat([(r.T @ x).T, r.sum(0, keepdim=True)])
 
 
-def fit_linear_svm(x: torch.Tensor, t: torch.Tensor, c: float, init: torch.Tensor | None = None,
+def fit_linear_svm(x: torch.Tensor, t: torch.Tensor, c: float, *, init: torch.Tensor | None = None,
                    tol: float = 1e-4, max_iter: int = 300,
                    dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, int]:
     """Minimise Σ_c J_c for features x (n, D) and ±1 targets t (n, K) → (wb (D+1, K) in dtype,
@@ -103,7 +103,7 @@ class StandardisedLinearSVM:
         self.standardise = Standardiser(x, self.dtype)
         self.classes, y_idx = np.unique(np.asarray(y), return_inverse=True)
         t = ovr_targets(torch.as_tensor(y_idx), len(self.classes))
-        self.wb, self.n_iter = fit_linear_svm(self.standardise(x), t, self.c, self.init, self.tol, self.max_iter, self.dtype)
+        self.wb, self.n_iter = fit_linear_svm(self.standardise(x), t, self.c, init=self.init, tol=self.tol, max_iter=self.max_iter, dtype=self.dtype)
         return self
 
     def predict(self, x) -> np.ndarray:

@@ -44,7 +44,7 @@ class NystroemRbfSVM:
     `gamma="scale"` (1 / (D · Var x), Var = 1 after standardising) when gamma_scale = 1.
     Landmarks: `landmarks` fit images drawn without replacement (seeded)."""
 
-    def __init__(self, c: float, landmarks: int = 4096, gamma_scale: float = 1.0, seed: int = 0,
+    def __init__(self, c: float, *, landmarks: int = 4096, gamma_scale: float = 1.0, seed: int = 0,
                  init: torch.Tensor | None = None, tol: float = 1e-4, max_iter: int = 300, chunk: int = 8192):
         self.c, self.n_landmarks, self.gamma_scale, self.seed = c, landmarks, gamma_scale, seed
         self.init, self.tol, self.max_iter, self.chunk = init, tol, max_iter, chunk
@@ -68,7 +68,7 @@ class NystroemRbfSVM:
         # A warm start only helps when the basis is the same (same fit data and seed along a C grid);
         # elsewhere it is merely a starting point of the convex problem, and a misfitting one is dropped.
         init = self.init if self.init is not None and self.init.shape[0] == phi.shape[1] + 1 else None
-        self.wb, self.n_iter = fit_linear_svm(phi, t, self.c, init, self.tol, self.max_iter)
+        self.wb, self.n_iter = fit_linear_svm(phi, t, self.c, init=init, tol=self.tol, max_iter=self.max_iter)
         return self
 
     def predict(self, x) -> np.ndarray:

@@ -37,7 +37,7 @@ RBF_CACHE_MB = 2000  # libsvm kernel cache: ≈ 9,700 float32 kernel rows of a 5
 NYSTROEM_LANDMARKS = 4096
 
 
-@dataclass
+@dataclass(kw_only=True)
 class SvmResult:
     test_error_percent: float
     best_c: float  # C picked on the validation split of the training set
@@ -51,7 +51,7 @@ class SvmResult:
 
 
 @torch.inference_mode()
-def extract_features(dbn: DBN, images_uint8, visible_units_n: int, batch_size: int = 512,
+def extract_features(dbn: DBN, images_uint8, *, visible_units_n: int, batch_size: int = 512,
                      device: str | torch.device = "cpu",
                      progress: Callable[[int, int], None] | None = None) -> np.ndarray:
     """Top-layer mean activities f_h of images (n, C, H, W) uint8 → float32 array (n, D).
@@ -72,7 +72,7 @@ def extract_features(dbn: DBN, images_uint8, visible_units_n: int, batch_size: i
     return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
 
 
-def _model(kernel: str, c: float, seed: int, max_iter: int, init=None, landmarks: int = NYSTROEM_LANDMARKS):
+def _model(kernel: str, c: float, *, seed: int, max_iter: int, init=None, landmarks: int = NYSTROEM_LANDMARKS):
     """Standardise (fit on the data the model is fit on), then an SVM with this C."""
     if kernel == "linear":  # liblinear's objective solved by L-BFGS in torch (rbmcli.eval.linear_svm)
         return StandardisedLinearSVM(c, init=init, max_iter=max_iter)
@@ -89,7 +89,7 @@ def _error_percent(model, x, y) -> float:
     return float(100.0 * np.mean(model.predict(x) != y))
 
 
-def scan_c(fit_x, fit_y, val_x, val_y, kernel: str, c_grid, seed: int = 0, max_iter: int = 300,
+def scan_c(fit_x, fit_y, val_x, val_y, *, kernel: str, c_grid, seed: int = 0, max_iter: int = 300,
            landmarks: int = NYSTROEM_LANDMARKS, patience: int = 0,
            progress: Callable[[int], None] | None = None) -> tuple[list, list[dict]]:
     """Fit one SVM per C of the ascending c_grid on (fit_x, fit_y) and score it on the
@@ -102,7 +102,7 @@ def scan_c(fit_x, fit_y, val_x, val_y, kernel: str, c_grid, seed: int = 0, max_i
         if progress is not None:
             progress(len(models))
         t0 = time.perf_counter()
-        models.append(_model(kernel, c, seed, max_iter, init, landmarks).fit(fit_x, fit_y))
+        models.append(_model(kernel, c, seed=seed, max_iter=max_iter, init=init, landmarks=landmarks).fit(fit_x, fit_y))
         scan.append({"C": c, "val_error_percent": _error_percent(models[-1], val_x, val_y),
                      "seconds": round(time.perf_counter() - t0, 1), "iterations": getattr(models[-1], "n_iter", None)})
         init = getattr(models[-1], "wb", None)
@@ -153,7 +153,7 @@ def check_svm_data(train_y, val_fraction: float = 0.1, n_classes: int | None = N
                        usage=True)
 
 
-def svm_error(train_x, train_y, test_x, test_y, kernel: str = "linear", c_grid=None,
+def svm_error(train_x, train_y, test_x, test_y, *, kernel: str = "linear", c_grid=None,
               val_fraction: float = 0.1, seed: int = 0, max_iter: int = 300, patience: int = 0,
               landmarks: int = NYSTROEM_LANDMARKS, progress: Callable[[int, int], None] | None = None) -> SvmResult:
     """Test error (%) of an SVM on standardised features, C chosen on a stratified
@@ -174,16 +174,16 @@ def svm_error(train_x, train_y, test_x, test_y, kernel: str = "linear", c_grid=N
     train_y, test_y = np.asarray(train_y), np.asarray(test_y)
     check_svm_data(train_y, val_fraction)
     fit_x, val_x, fit_y, val_y = validation_split(train_x, train_y, val_fraction, seed)
-    models, scan = scan_c(fit_x, fit_y, val_x, val_y, kernel, c_grid, seed, max_iter, landmarks, patience,
-                          None if progress is None else lambda done: progress(done, len(c_grid) + 1))
+    models, scan = scan_c(fit_x, fit_y, val_x, val_y, kernel=kernel, c_grid=c_grid, seed=seed, max_iter=max_iter, landmarks=landmarks, patience=patience,
+                          progress=None if progress is None else lambda done: progress(done, len(c_grid) + 1))
     val_errors = [row["val_error_percent"] for row in scan]
     best = int(np.argmin(val_errors))  # ties: the smallest C
     init = getattr(models[best], "wb", None)
     if progress is not None:
         progress(len(c_grid), len(c_grid) + 1)
-    model = _model(kernel, c_grid[best], seed, max_iter, init, landmarks).fit(train_x, train_y)
+    model = _model(kernel, c_grid[best], seed=seed, max_iter=max_iter, init=init, landmarks=landmarks).fit(train_x, train_y)
     if progress is not None:
         progress(len(c_grid) + 1, len(c_grid) + 1)
-    return SvmResult(_error_percent(model, test_x, test_y), float(c_grid[best]), val_errors[best],
-                     time.perf_counter() - start, len(train_y), len(test_y), kernel,
-                     landmarks if kernel == "nystroem" else None, scan)
+    return SvmResult(test_error_percent=_error_percent(model, test_x, test_y), best_c=float(c_grid[best]), val_error_percent=val_errors[best],
+                     seconds=time.perf_counter() - start, n_train=len(train_y), n_test=len(test_y), kernel=kernel,
+                     landmarks=landmarks if kernel == "nystroem" else None, scan=scan)

@@ -38,7 +38,7 @@ def _reconstruct(dbn, v: torch.Tensor, steps: int, generator) -> torch.Tensor:
     return to_pixels(dbn, gibbs_chain(top, v_top, steps, generator, mean_last=True))
 
 
-def reconstruct_images(ckpt_path: str | Path, images: torch.Tensor, steps: int = 0, gray: bool = False,
+def reconstruct_images(ckpt_path: str | Path, images: torch.Tensor, *, steps: int = 0, gray: bool = False,
                        device: str = "auto", seed: int = 0, batch_size: int = 256) -> torch.Tensor:
     """Reconstructions float (n, C, H, W) in [0, 1] of uint8 images (n, C, H, W) in the
     model's input shape. gray=True feeds their luminance (replicated to C channels)."""

@@ -41,7 +41,7 @@ class SampleResult:
     device: str = "cpu"
 
 
-def _init_images(info: dict, n: int, dataset: str | None, data_dir, split: str, seed: int) -> torch.Tensor:
+def _init_images(info: dict, n: int, *, dataset: str | None, data_dir, split: str, seed: int) -> torch.Tensor:
     """The first n images (cycled if fewer) of a dataset split as uint8 (n, C, H, W) in the
     model's shape (rbmcli.data.datasets.checkpoint_dataset), binarised as in training."""
     from rbmcli.data.datasets import checkpoint_dataset
@@ -53,7 +53,7 @@ def _init_images(info: dict, n: int, dataset: str | None, data_dir, split: str, 
     return images[torch.arange(n) % len(images)]
 
 
-def sample_images(ckpt_path: str | Path, n: int = 64, steps: int = DEFAULT_STEPS, init: str = "noise",
+def sample_images(ckpt_path: str | Path, n: int = 64, *, steps: int = DEFAULT_STEPS, init: str = "noise",
                   dataset: str | None = None, data_dir: str | Path | None = None, split: str = "train",
                   seed: int = 0, device: str = "auto", batch_size: int = 256, every: int = 0,
                   progress: Callable[[int, int], None] | None = None) -> SampleResult:
@@ -70,7 +70,7 @@ def sample_images(ckpt_path: str | Path, n: int = 64, steps: int = DEFAULT_STEPS
     dev = resolve_device(device)
     dbn = dbn.to(dev).eval()
     shape, n_v = info["input_shape"], dbn.specs[0].visible_units.n
-    data = _init_images(info, n, dataset, data_dir, split, seed) if init == "data" else None
+    data = _init_images(info, n, dataset=dataset, data_dir=data_dir, split=split, seed=seed) if init == "data" else None
     g = torch.Generator(device=dev).manual_seed(seed)
     done, images, frames, t0 = [0], [], [], time.time()
 

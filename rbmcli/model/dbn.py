@@ -60,7 +60,7 @@ def parse_arch(arch: str) -> list[tuple[str, int, int, int, int, int | None]]:
 
 
 def build_specs(arch: str, input_shape: tuple[int, int, int], visible: Units, hidden: Units,
-                k: float | None = None, top_n: int | None = None) -> list[LayerSpec]:
+                *, k: float | None = None, top_n: int | None = None) -> list[LayerSpec]:
     """Layer specs for images of input_shape (C, H, W). Every hidden layer uses `hidden` units
     unless its item ends in @N (then N, with k for N > 1, the default k for N = 1); top_n, if
     given, is the top layer's N when its item has no @N. Layer 0's
@@ -76,7 +76,7 @@ def build_specs(arch: str, input_shape: tuple[int, int, int], visible: Units, hi
             shape = (int(torch.Size(shape).numel()),)
         hid = hidden if n is None else Units.make(n, k if n > 1 else None, hidden.activation)
         vis = Units.make(n_v, balanced_k(n_v, hid), hid.activation)
-        spec = LayerSpec(kind, shape, size, vis, hid, kern, s, p)
+        spec = LayerSpec(kind=kind, visible_shape=shape, hidden=size, visible_units=vis, hidden_units=hid, kernel=kern, stride=s, padding=p)
         shape, n_v = spec.hidden_shape, hid.n
         specs.append(spec)
     return specs

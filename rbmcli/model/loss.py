@@ -36,7 +36,7 @@ def sparsity_penalty(rbm: RBM, h_mean: torch.Tensor, target: float) -> torch.Ten
     return (units.n / units.k) * positions * (target - q).pow(2).sum()
 
 
-def dbn_losses(dbn: DBN, v0: torch.Tensor, method: str | list[str] = "meanfield", steps: int = 1,
+def dbn_losses(dbn: DBN, v0: torch.Tensor, method: str | list[str] = "meanfield", *, steps: int = 1,
                generator: torch.Generator | None = None, mode: str = "joint",
                chains: list[torch.Tensor] | None = None, layers: list[int] | None = None,
                sparsity: float = 0.0, sparsity_target: float = 0.1) -> list[torch.Tensor]:
@@ -64,7 +64,7 @@ def dbn_losses(dbn: DBN, v0: torch.Tensor, method: str | list[str] = "meanfield"
         chain = None
         if method == "pcd":  # a chain starts at the data the first time it is needed
             chain = chains[i] = v.detach().clone() if chains[i] is None else chains[i]
-        v_neg = negatives(layer, v.detach(), method, steps, generator, chain, h_mean.detach())
+        v_neg = negatives(layer, v.detach(), method, steps=steps, generator=generator, chain=chain, h_mean=h_mean.detach())
         if method == "pcd":
             chains[i] = v_neg
         loss = contrastive_loss(layer, v, v_neg, x)

@@ -28,7 +28,7 @@ from rbmcli.errors import RbmError
 from rbmcli.model.units import Units
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class LayerSpec:
     """Shape of one RBM layer. visible_shape is (V,) for dense, (C, H, W) for conv."""
 

@@ -43,7 +43,7 @@ def gibbs_chain(rbm: RBM, v: torch.Tensor, steps: int, generator: torch.Generato
 
 
 @torch.no_grad()
-def negatives(rbm: RBM, v: torch.Tensor, method: str, steps: int, generator: torch.Generator | None,
+def negatives(rbm: RBM, v: torch.Tensor, method: str, *, steps: int, generator: torch.Generator | None,
               chain: torch.Tensor | None = None, h_mean: torch.Tensor | None = None) -> torch.Tensor:
     """v′ for the loss of one layer. For pcd, `chain` (B, *visible_shape) is the chain state
     to continue; the caller stores the returned state (a sample, not a mean)."""
@@ -94,7 +94,7 @@ def run_top_chain(dbn, v: torch.Tensor, steps: int, generator: torch.Generator |
 
 
 @torch.no_grad()
-def generate(dbn, n: int, steps: int, generator: torch.Generator | None, data: torch.Tensor | None = None,
+def generate(dbn, n: int, steps: int, generator: torch.Generator | None, *, data: torch.Tensor | None = None,
              every: int = 0, device=None) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """n samples of the DBN in pixel units 0..N_v, (n, *input_shape): a chain from
     `top_chain_start` through `run_top_chain`; with every > 0 also every chain's pixels after

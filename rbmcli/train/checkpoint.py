@@ -138,7 +138,7 @@ def state_path(model_path: Path) -> Path:
     return p.with_name(p.name.removesuffix(".safetensors") + ".state.safetensors")
 
 
-def save_state(path: Path, optimizer: torch.optim.Optimizer, names: list[str],
+def save_state(path: Path, optimizer: torch.optim.Optimizer, *, names: list[str],
                generators: dict[str, torch.Generator], chains: list, counters: dict[str, int]) -> None:
     """Parameters, Adam moments per named parameter, generator states, persistent chains,
     counters. The parameters make the state file a complete checkpoint on its own: it is
@@ -167,7 +167,7 @@ def _restore_generator(g: torch.Generator, state: torch.Tensor, counters_seed: s
         g.manual_seed(int(counters_seed) if counters_seed.isdigit() else 0)
 
 
-def load_state(path: Path, optimizer: torch.optim.Optimizer, names: list[str],
+def load_state(path: Path, optimizer: torch.optim.Optimizer, *, names: list[str],
                generators: dict[str, torch.Generator], n_layers: int, device,
                model_step: int | None = None) -> tuple[list, dict[str, int]]:
     """Restore what `save_state` wrote, the parameters too; returns (chains, counters). A state

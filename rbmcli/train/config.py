@@ -24,7 +24,7 @@ RECIPES = {
 }
 
 
-@dataclass
+@dataclass(kw_only=True)
 class TrainConfig:
     dataset: str = "mnist"  # mnist, fashion-mnist, colored-mnist, cifar10, caltech101, celeba, folder
     data_dir: str | None = None  # where the dataset lies (torchvision layout); mnist needs none

@@ -33,7 +33,7 @@ INIT_IMAGES = 4096  # images whose mean sets the visible biases (--visible-bias-
 MAX_PARAMETERS = 2**30  # float32 parameters of a model (4 GiB, before Adam's two moments)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class TrainResult:
     run_dir: Path
     checkpoint: Path
@@ -60,7 +60,7 @@ def build_dbn(cfg: TrainConfig, input_shape: tuple[int, int, int]) -> DBN:
     check_choices(cfg)
     vis = Units.make(cfg.visible_units, cfg.k if cfg.visible_units > 1 else None, cfg.activation)
     hid = Units.make(cfg.hidden_units, cfg.k if cfg.hidden_units > 1 else None, cfg.activation)
-    specs = build_specs(cfg.arch, input_shape, vis, hid, cfg.k, top_n=1 if cfg.binary_top else None)
+    specs = build_specs(cfg.arch, input_shape, vis, hid, k=cfg.k, top_n=1 if cfg.binary_top else None)
     n_params = sum(math.prod(s.weight_shape) + s.visible_shape[0] + s.hidden for s in specs)
     if n_params > MAX_PARAMETERS:
         raise RbmError(f"--arch {cfg.arch} has {n_params:,} parameters on {tuple(input_shape)} images, more than "
@@ -104,7 +104,7 @@ def make_optimiser(dbn: torch.nn.Module, cfg: TrainConfig, fused: bool) -> torch
 class Trainer:
     """Owns the training state of one run; `run()` trains and saves as it goes."""
 
-    def __init__(self, cfg: TrainConfig, run_dir: Path, images: torch.Tensor, resume: bool = False,
+    def __init__(self, cfg: TrainConfig, run_dir: Path, images: torch.Tensor, *, resume: bool = False,
                  progress: Callable[[dict], None] | None = None, should_stop: Callable[[], bool] | None = None,
                  write_images: bool = True, plots: bool = True, tensorboard: bool = False):
         self.cfg, self.run_dir = cfg, Path(run_dir)
@@ -153,8 +153,8 @@ class Trainer:
                            "than the options given", usage=True)
         self.dbn.load_state_dict(dbn.state_dict())
         step = str(info.get("step", ""))
-        self.chains, c = load_state(state_path(self.checkpoint), self.opt, self.names, {"sample": self.gen},
-                                    len(self.dbn.layers), self.device, int(step) if step.isdigit() else None)
+        self.chains, c = load_state(state_path(self.checkpoint), self.opt, names=self.names, generators={"sample": self.gen},
+                                    n_layers=len(self.dbn.layers), device=self.device, model_step=int(step) if step.isdigit() else None)
         self.epoch, self.batch, self.step = c["epoch"], c["batch"], c["step"]
 
     def save(self) -> None:
@@ -165,16 +165,17 @@ class Trainer:
         extra = {"config": self.cfg.to_json(), "dataset": self.cfg.dataset, "size": str(self.input_shape[-1]),
                  "epoch": str(self.epoch), "step": str(self.step)}
         # State first: a model file never points at a state older than itself.
-        save_state(state_path(self.checkpoint), self.opt, self.names, {"sample": self.gen}, self.chains,
-                   {"epoch": self.epoch, "batch": self.batch, "step": self.step})
+        save_state(state_path(self.checkpoint), self.opt, names=self.names, generators={"sample": self.gen}, chains=self.chains,
+                   counters={"epoch": self.epoch, "batch": self.batch, "step": self.step})
         save_model(self.checkpoint, self.dbn, self.input_shape, extra)
 
     def train_step(self, v: torch.Tensor, layers: list[int] | None) -> list[float]:
         """One Adam step on the summed layer losses; returns each layer's loss."""
         cfg = self.cfg
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
-            losses = self.losses_fn(self.dbn, v, self.negatives, cfg.gibbs_steps, self.gen, cfg.mode, self.chains, layers,
-                                    cfg.sparsity, cfg.sparsity_target)
+            losses = self.losses_fn(self.dbn, v, self.negatives, steps=cfg.gibbs_steps, generator=self.gen, mode=cfg.mode,
+                                    chains=self.chains, layers=layers, sparsity=cfg.sparsity,
+                                    sparsity_target=cfg.sparsity_target)
         self.opt.zero_grad(set_to_none=True)
         torch.stack(losses).sum().backward()
         average_gradients(self.dbn.parameters(), self.world)
@@ -229,7 +230,7 @@ class Trainer:
                     self.save()
                 if self.should_stop():
                     self.save()
-                    return TrainResult(self.run_dir, self.checkpoint, self.epoch, metrics, time.time() - t0, True)
+                    return TrainResult(run_dir=self.run_dir, checkpoint=self.checkpoint, epochs_done=self.epoch, metrics=metrics, seconds=time.time() - t0, interrupted=True)
             self.epoch, self.batch = self.epoch + 1, 0
             row = self.epoch_metrics(sums, count, layers, time.time() - t_epoch)
             self.save()
@@ -238,7 +239,7 @@ class Trainer:
                 self._archive(row)
             metrics.append(row)
             self.progress({"kind": "epoch", **row})
-        return TrainResult(self.run_dir, self.checkpoint, self.epoch, metrics, time.time() - t0)
+        return TrainResult(run_dir=self.run_dir, checkpoint=self.checkpoint, epochs_done=self.epoch, metrics=metrics, seconds=time.time() - t0)
 
     @torch.no_grad()
     def epoch_metrics(self, sums, count, layers, seconds) -> dict:
@@ -315,7 +316,7 @@ def _all_finite(tensors: list[torch.Tensor]) -> bool:
     return not tensors or bool(torch.isfinite(torch.stack([t.sum() for t in tensors])).all())
 
 
-def train(cfg: TrainConfig, out: Path | None = None, resume: bool = False, progress=None,
+def train(cfg: TrainConfig, out: Path | None = None, *, resume: bool = False, progress=None,
           should_stop=None, images: torch.Tensor | None = None, plots: bool = True,
           tensorboard: bool = False) -> TrainResult:
     """Train a DBN as configured; the library entry point behind `rbm train`."""
@@ -329,7 +330,7 @@ def train(cfg: TrainConfig, out: Path | None = None, resume: bool = False, progr
         images = load_training_images(cfg)
     build_dbn(cfg, tuple(images.shape[1:]))  # architecture errors before anything is written
     run_dir = prepare_run_dir(cfg, run_dir, resume)
-    trainer = Trainer(cfg, run_dir, images, resume, progress, should_stop, plots=plots, tensorboard=tensorboard)
+    trainer = Trainer(cfg, run_dir, images, resume=resume, progress=progress, should_stop=should_stop, plots=plots, tensorboard=tensorboard)
     try:
         return trainer.run()
     finally:
