@@ -31,8 +31,6 @@ from rbmcli.generate import reconstruct_images, sample_images, to_gray
 from rbmcli.images import save_png
 from rbmcli.occlusion import occlude
 
-ROOT = Path(__file__).resolve().parent.parent
-IMG = ROOT / "docs" / "img"
 PER_ROW = 16
 
 
