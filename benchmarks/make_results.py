@@ -1,6 +1,10 @@
 """Render benchmarks/results/*.json as the tables of docs/results.md (between markers).
 
     python benchmarks/make_results.py
+
+Rows marked "superseded" (a later row replaced them; the field says why) stay in the JSON
+files as history and are left out of the tables. Also draws docs/img/learning-curves.png and
+docs/img/learning-curves-rbf.png from the same rows.
 """
 
 from __future__ import annotations
@@ -8,8 +12,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-ROOT = Path(__file__).parent.parent
-RESULTS = ROOT / "benchmarks" / "results"
+from rows import RESULTS, ROOT, current
+
 DOC = ROOT / "docs" / "results.md"
 START, END = "<!-- tables:start -->", "<!-- tables:end -->"
 PAPER = {("mnist", 1): 2.44, ("mnist", 255): 1.23, ("fashion-mnist", 1): 13.12, ("fashion-mnist", 255): 9.26}
@@ -22,8 +26,9 @@ def rate(r: dict) -> str:
 
 
 def load(name: str) -> list[dict]:
+    """The current rows of benchmarks/results/<name>.json: superseded ones left out."""
     path = RESULTS / f"{name}.json"
-    return json.loads(path.read_text()) if path.is_file() else []
+    return current(json.loads(path.read_text())) if path.is_file() else []
 
 
 def markdown(title: str, columns: list[str], rows: list[list]) -> str:
@@ -56,7 +61,7 @@ def peers() -> str:
     rows = [[r["dataset"], r["model"], f"{r['svm_error_percent']:.2f} %", f"{r['seconds']:.0f}", f"`{r['command']}`"]
             for r in load("peers")]
     return markdown("Peers, same splits and SVM protocol", ["dataset", "model", "SVM error", "seconds", "command"],
-                    rows or [["–", "not run to the end this session (`python benchmarks/peers.py --dataset mnist`)",
+                    rows or [["–", "no rows yet (`python benchmarks/experiments/peers.py --dataset mnist`)",
                               "", "", ""]])
 
 

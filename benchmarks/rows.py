@@ -1,5 +1,16 @@
 """Result rows of the benchmarks: each table is benchmarks/results/<name>.json, a JSON list
-that every run appends to (never rewrites), so earlier measurements stay next to new ones."""
+that every run appends to (never rewrites), so earlier measurements stay next to new ones.
+
+The scripts in benchmarks/experiments/ and benchmarks/perf/ import this module after putting
+benchmarks/ on the import path, with the same first lines in each script:
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: rows.py
+    from rows import append_rows, command_line
+
+A row that a later measurement replaced keeps its place in the file and gains a
+"superseded" field saying why (and, where one row replaced it, "superseded_by": that row's
+command); `benchmarks/make_results.py` leaves such rows out of the generated tables.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +18,14 @@ import json
 import sys
 from pathlib import Path
 
-RESULTS = Path(__file__).resolve().parent / "results"
+BENCHMARKS = Path(__file__).resolve().parent
+ROOT = BENCHMARKS.parent  # the repository
+RESULTS = BENCHMARKS / "results"
+IMG = ROOT / "docs" / "img"
 
 
 def command_line() -> str:
-    """The command that is running, as it would be typed: `python benchmarks/x.py ...`."""
+    """The command that is running, as it would be typed: `python benchmarks/experiments/x.py ...`."""
     return " ".join(["python"] + sys.argv)
 
 
@@ -22,3 +36,8 @@ def append_rows(name: str, rows: list[dict]) -> Path:
     table = json.loads(path.read_text()) if path.is_file() else []
     path.write_text(json.dumps(table + rows, indent=2) + "\n")
     return path
+
+
+def current(rows: list[dict]) -> list[dict]:
+    """The rows not marked superseded."""
+    return [r for r in rows if not r.get("superseded")]

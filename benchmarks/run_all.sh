@@ -1,69 +1,72 @@
 #!/usr/bin/env bash
-# Every figure in docs/results.md, one command each, in the order they were run.
+# Every figure in docs/results.md, one command each, in the order they were measured.
+# Each script appends its rows to benchmarks/results/<table>.json; afterwards
+# `python benchmarks/make_results.py` renders the tables of docs/results.md.
+# (The speed figures of docs/performance.md come from benchmarks/perf/, listed there.)
 set -x
 B=benchmarks
-python $B/table1.py --dataset mnist --units 255 --arch small --epochs 10 --mode joint
-python $B/table1.py --dataset mnist --units 1 --arch small --epochs 10 --mode joint
-python $B/table1.py --dataset fashion-mnist --units 255 --arch small --epochs 10 --mode joint
-python $B/table1.py --dataset fashion-mnist --units 1 --arch small --epochs 10 --mode joint
+python $B/experiments/table1.py --dataset mnist --units 255 --arch small --epochs 10 --mode joint
+python $B/experiments/table1.py --dataset mnist --units 1 --arch small --epochs 10 --mode joint
+python $B/experiments/table1.py --dataset fashion-mnist --units 255 --arch small --epochs 10 --mode joint
+python $B/experiments/table1.py --dataset fashion-mnist --units 1 --arch small --epochs 10 --mode joint
 # The dense preset with PCD-1 negatives (N = 1) at three learning rates.
 for lr in 0.03 0.01 0.003; do
-  python $B/table1.py --dataset mnist --units 1 --arch small --epochs 10 --mode joint --negatives pcd --lr $lr
+  python $B/experiments/table1.py --dataset mnist --units 1 --arch small --epochs 10 --mode joint --negatives pcd --lr $lr
 done
-python $B/table1.py --dataset fashion-mnist --units 1 --arch small --epochs 10 --mode joint --negatives pcd --lr 0.01
+python $B/experiments/table1.py --dataset fashion-mnist --units 1 --arch small --epochs 10 --mode joint --negatives pcd --lr 0.01
 for e in 10 30; do
-  python $B/table1.py --dataset mnist --units 1 --arch small --epochs $e --mode joint --negatives pcd --lr 0.01 --lr-decay linear
+  python $B/experiments/table1.py --dataset mnist --units 1 --arch small --epochs $e --mode joint --negatives pcd --lr 0.01 --lr-decay linear
 done
 # The paper's conv network (one thread each; two of these were run side by side).
 export OMP_NUM_THREADS=1
 rbm train --recipe paper --visible-bias-init zero --dataset mnist --arch paper-classify --epochs 6 --keep 10 --device cpu --out runs/t1-conv-mnist-N255
-python $B/learning_curve.py runs/t1-conv-mnist-N255 --epochs 6,2
+python $B/experiments/learning_curve.py runs/t1-conv-mnist-N255 --epochs 6,2
 rbm train --out runs/t1-conv-mnist-N255 --resume --epochs 20
-python $B/learning_curve.py runs/t1-conv-mnist-N255 --epochs 20
+python $B/experiments/learning_curve.py runs/t1-conv-mnist-N255 --epochs 20
 rbm train --recipe paper --visible-bias-init zero --dataset mnist --arch paper-classify --epochs 2 --keep 10 --device cpu --out runs/t1-conv-mnist-N255-e2
-python $B/learning_curve.py runs/t1-conv-mnist-N255-e2 --epochs 2
+python $B/experiments/learning_curve.py runs/t1-conv-mnist-N255-e2 --epochs 2
 rbm train --recipe paper --visible-bias-init zero --dataset mnist --arch paper-classify --epochs 4 --lr 0.01 --keep 10 --device cpu --out runs/t1-conv-mnist-N255-lr01
-python $B/learning_curve.py runs/t1-conv-mnist-N255-lr01 --epochs 4
+python $B/experiments/learning_curve.py runs/t1-conv-mnist-N255-lr01 --epochs 4
 rbm train --recipe paper --visible-bias-init zero --dataset mnist --arch paper-classify --visible-units 1 --hidden-units 1 --negatives pcd --lr 0.01 --epochs 3 --keep 10 --device cpu --out runs/t1-conv-mnist-N1-pcd
-python $B/learning_curve.py runs/t1-conv-mnist-N1-pcd --epochs 3
+python $B/experiments/learning_curve.py runs/t1-conv-mnist-N1-pcd --epochs 3
 rbm train --recipe paper --visible-bias-init zero --dataset mnist --arch paper-classify --epochs 3 --lr-decay linear --keep 10 --device cpu --out runs/t1-conv-mnist-N255-decay
-python $B/learning_curve.py runs/t1-conv-mnist-N255-decay --epochs 3
+python $B/experiments/learning_curve.py runs/t1-conv-mnist-N255-decay --epochs 3
 unset OMP_NUM_THREADS  # this one ran alone, at two threads
 rbm train --recipe paper --visible-bias-init zero --dataset mnist --arch paper-classify --visible-units 1 --hidden-units 1 --epochs 2 --keep 10 --device cpu --out runs/t1-conv-mnist-N1-e2
-python $B/learning_curve.py runs/t1-conv-mnist-N1-e2 --epochs 2
+python $B/experiments/learning_curve.py runs/t1-conv-mnist-N1-e2 --epochs 2
 rbm train --recipe paper --visible-bias-init zero --dataset fashion-mnist --arch paper-classify --visible-units 1 --hidden-units 1 --epochs 2 --keep 10 --device cpu --out runs/t1-conv-fashion-N1-e2
-python $B/learning_curve.py runs/t1-conv-fashion-N1-e2 --epochs 2
+python $B/experiments/learning_curve.py runs/t1-conv-fashion-N1-e2 --epochs 2
 export OMP_NUM_THREADS=1
 rbm train --recipe paper --visible-bias-init zero --dataset fashion-mnist --arch paper-classify --epochs 2 --keep 10 --device cpu --out runs/t1-conv-fashion-N255-e2
-python $B/learning_curve.py runs/t1-conv-fashion-N255-e2 --epochs 2
+python $B/experiments/learning_curve.py runs/t1-conv-fashion-N255-e2 --epochs 2
 unset OMP_NUM_THREADS
-python $B/loglik.py --negatives meanfield --epochs 10
-python $B/loglik.py --negatives pcd --epochs 10
-python $B/loglik.py --negatives pcd --epochs 10 --lr 0.003
-python $B/loglik.py --negatives pcd --epochs 30 --lr 0.01
-python $B/loglik.py --negatives pcd --epochs 100 --lr 0.01
-python $B/loglik.py --negatives pcd --epochs 30 --lr 0.01 --lr-decay linear
-python $B/loglik.py --negatives pcd --epochs 60 --lr 0.01 --lr-decay linear
-python $B/loglik.py --negatives pcd --epochs 100 --lr 0.01 --lr-decay linear
-python $B/loglik.py --negatives pcd --epochs 200 --lr 0.01 --lr-decay linear
-python $B/ais_check.py "$(ls -td runs/loglik-pcd-* | head -1)/model.safetensors" --runs 500  # the run just made
-python $B/loglik.py --negatives pcd --epochs 300 --lr 0.01 --lr-decay linear
-python $B/ais_check.py "$(ls -td runs/loglik-pcd-* | head -1)/model.safetensors" --runs 500
-python $B/peers.py --dataset mnist
-python $B/peers.py --dataset fashion-mnist
+python $B/experiments/loglik.py --negatives meanfield --epochs 10
+python $B/experiments/loglik.py --negatives pcd --epochs 10
+python $B/experiments/loglik.py --negatives pcd --epochs 10 --lr 0.003
+python $B/experiments/loglik.py --negatives pcd --epochs 30 --lr 0.01
+python $B/experiments/loglik.py --negatives pcd --epochs 100 --lr 0.01
+python $B/experiments/loglik.py --negatives pcd --epochs 30 --lr 0.01 --lr-decay linear
+python $B/experiments/loglik.py --negatives pcd --epochs 60 --lr 0.01 --lr-decay linear
+python $B/experiments/loglik.py --negatives pcd --epochs 100 --lr 0.01 --lr-decay linear
+python $B/experiments/loglik.py --negatives pcd --epochs 200 --lr 0.01 --lr-decay linear
+python $B/experiments/ais_check.py "$(ls -td runs/loglik-pcd-* | head -1)/model.safetensors" --runs 500  # the run just made
+python $B/experiments/loglik.py --negatives pcd --epochs 300 --lr 0.01 --lr-decay linear
+python $B/experiments/ais_check.py "$(ls -td runs/loglik-pcd-* | head -1)/model.safetensors" --runs 500
+python $B/experiments/peers.py --dataset mnist
+python $B/experiments/peers.py --dataset fashion-mnist
 # Ablations: MNIST, 20k training images for the RBM and the SVM, 5 epochs, one change a row.
 A="--dataset mnist --epochs 5 --limit 20000 --svm-limit-train 20000 --table ablations"
-python $B/table1.py $A --arch small --tag base
-python $B/table1.py $A --arch small --units 1 --tag N=1
-python $B/table1.py $A --arch small --lr 0.01 --tag lr=0.01
-python $B/table1.py $A --arch small --lr 0.003 --tag lr=0.003
-python $B/table1.py $A --arch small --k 0.05 --tag k=0.05
-python $B/table1.py $A --arch small --activation relu --tag relu
-python $B/table1.py $A --arch small --negatives cd --tag cd-1
-python $B/table1.py $A --arch small --negatives pcd --tag pcd-1
-python $B/table1.py $A --arch small-dbn --mode joint --tag dbn-joint
-python $B/table1.py $A --arch small-dbn --mode detached --tag dbn-detached
-python $B/table1.py $A --arch small-dbn --mode greedy --tag dbn-greedy
+python $B/experiments/table1.py $A --arch small --tag base
+python $B/experiments/table1.py $A --arch small --units 1 --tag N=1
+python $B/experiments/table1.py $A --arch small --lr 0.01 --tag lr=0.01
+python $B/experiments/table1.py $A --arch small --lr 0.003 --tag lr=0.003
+python $B/experiments/table1.py $A --arch small --k 0.05 --tag k=0.05
+python $B/experiments/table1.py $A --arch small --activation relu --tag relu
+python $B/experiments/table1.py $A --arch small --negatives cd --tag cd-1
+python $B/experiments/table1.py $A --arch small --negatives pcd --tag pcd-1
+python $B/experiments/table1.py $A --arch small-dbn --mode joint --tag dbn-joint
+python $B/experiments/table1.py $A --arch small-dbn --mode detached --tag dbn-detached
+python $B/experiments/table1.py $A --arch small-dbn --mode greedy --tag dbn-greedy
 # FID of samples (2,000 MNIST / 1,000 Fashion-MNIST images per side), with the real-vs-real floor.
 T="--arch small --negatives pcd --lr 0.01 --lr-decay linear --device cpu"
 for N in 1 255; do
@@ -71,25 +74,25 @@ for N in 1 255; do
   rbm train --recipe paper --visible-bias-init zero --dataset fashion-mnist $T --visible-units $N --hidden-units $N --epochs 30 --out runs/fid-fashion-N$N
 done
 rbm train --recipe paper --visible-bias-init zero --dataset mnist $T --visible-units 255 --hidden-units 1 --epochs 60 --out runs/fid-mnist-N255v1h
-python $B/fid_table.py --floor --dataset mnist --n 2000
-for r in fid-mnist-N1 fid-mnist-N255 fid-mnist-N255v1h; do python $B/fid_table.py runs/$r/model.safetensors --n 2000; done
-python $B/fid_table.py --floor --dataset fashion-mnist --n 1000
-for r in fid-fashion-N1 fid-fashion-N255; do python $B/fid_table.py runs/$r/model.safetensors --n 1000; done
-# The 10,000-sample FID (the issue's protocol) of the MNIST models above (≈ 1 h each at two threads).
-for r in fid-mnist-N1 fid-mnist-N255; do python $B/fid_table.py runs/$r/model.safetensors --n 10000; done
-python $B/fid_table.py --floor --dataset mnist --n 10000
+python $B/experiments/fid_table.py --floor --dataset mnist --n 2000
+for r in fid-mnist-N1 fid-mnist-N255 fid-mnist-N255v1h; do python $B/experiments/fid_table.py runs/$r/model.safetensors --n 2000; done
+python $B/experiments/fid_table.py --floor --dataset fashion-mnist --n 1000
+for r in fid-fashion-N1 fid-fashion-N255; do python $B/experiments/fid_table.py runs/$r/model.safetensors --n 1000; done
+# The 10,000-sample FID of the MNIST models above (≈ 1 h each at two threads).
+for r in fid-mnist-N1 fid-mnist-N255; do python $B/experiments/fid_table.py runs/$r/model.safetensors --n 10000; done
+python $B/experiments/fid_table.py --floor --dataset mnist --n 10000
 # ... and of the Fashion-MNIST models (≈ 1.5 h for the three at two threads).
-for r in fid-fashion-N255 fid-fashion-N1; do python $B/fid_table.py runs/$r/model.safetensors --n 10000; done
-python $B/fid_table.py --floor --dataset fashion-mnist --n 10000
+for r in fid-fashion-N255 fid-fashion-N1; do python $B/experiments/fid_table.py runs/$r/model.safetensors --n 10000; done
+python $B/experiments/fid_table.py --floor --dataset fashion-mnist --n 10000
 # Recipe screening on the training set (validation error of an SVM fit on 10k images; test never read).
 C="--dataset mnist --arch paper-classify --keep 10 --device cpu"
 rbm train --recipe paper --visible-bias-init zero $C --hidden-units 1 --epochs 2 --out runs/scr-h1                                   # binary hidden units
 OMP_NUM_THREADS=1 rbm train --recipe paper --visible-bias-init zero $C --sparsity 0.003 --sparsity-target 0.1 --epochs 2 --out runs/scr-sp003
 OMP_NUM_THREADS=1 rbm train --resume --out runs/scr-sp003 --epochs 4
-for r in scr-sp003 scr-h1; do python $B/screen.py runs/$r; done
-python $B/screen.py runs/t1-conv-mnist-N255-e2 --epochs 1
-python $B/screen.py runs/t1-conv-mnist-N255-e2 --epochs 2 --kernels linear,nystroem,rbf  # Nyström grid 0.3..3 then; its rbf fits hit the libsvm cap bug and were stopped
-python $B/screen.py runs/t1-conv-mnist-N255-e2 --epochs 2 --kernels rbf,nystroem  # after fixing the rbf cap and widening the Nyström grid
+for r in scr-sp003 scr-h1; do python $B/experiments/screen.py runs/$r; done
+python $B/experiments/screen.py runs/t1-conv-mnist-N255-e2 --epochs 1
+python $B/experiments/screen.py runs/t1-conv-mnist-N255-e2 --epochs 2 --kernels linear,nystroem,rbf  # its linear row is current; its Nyström row (C grid 0.3..3) is marked superseded
+python $B/experiments/screen.py runs/t1-conv-mnist-N255-e2 --epochs 2 --kernels rbf,nystroem  # RBF with libsvm's own iteration limit, Nyström C grid 1..30
 # Architecture and weight decay (one thread each; screened after 2 epochs like the baseline).
 OMP_NUM_THREADS=1 rbm train --recipe paper --visible-bias-init zero --dataset mnist --arch conv:64,conv:128 --epochs 2 --keep 10 --device cpu --out runs/scr-2layer
 OMP_NUM_THREADS=1 rbm train --recipe paper --visible-bias-init zero $C --weight-decay 0.03 --epochs 2 --out runs/scr-wd003
@@ -98,50 +101,51 @@ OMP_NUM_THREADS=1 rbm train --recipe paper --visible-bias-init zero --dataset mn
 OMP_NUM_THREADS=1 rbm train --recipe paper --visible-bias-init zero $C --seed 1 --epochs 2 --out runs/scr-seed1                     # the baseline again: seed noise
 OMP_NUM_THREADS=1 rbm train --recipe paper --visible-bias-init zero $C --lr 0.1 --epochs 2 --out runs/scr-lr01                        # lr 0.1 (not the lr 0.01 run of Table 1)
 OMP_NUM_THREADS=1 rbm train --recipe paper --visible-bias-init zero $C --batch-size 64 --epochs 2 --out runs/scr-b64
-for r in scr-2layer scr-wd003 scr-4layer scr-wide512 scr-seed1 scr-lr01 scr-b64; do OMP_NUM_THREADS=1 python $B/screen.py runs/$r; done
+for r in scr-2layer scr-wd003 scr-4layer scr-wide512 scr-seed1 scr-lr01 scr-b64; do OMP_NUM_THREADS=1 python $B/experiments/screen.py runs/$r; done
 # Longer runs of weight decay and of the baseline (seed 1): epochs 3-6 (one thread each, two at once).
 OMP_NUM_THREADS=1 rbm train --out runs/scr-wd003 --resume --epochs 6 --device cpu
 OMP_NUM_THREADS=1 rbm train --out runs/scr-seed1 --resume --epochs 6 --device cpu
-for r in scr-wd003 scr-seed1; do OMP_NUM_THREADS=1 python $B/screen.py runs/$r --epochs 3,4,5,6; done
+for r in scr-wd003 scr-seed1; do OMP_NUM_THREADS=1 python $B/experiments/screen.py runs/$r --epochs 3,4,5,6; done
 # Lower layers' features next to the top layer's (layer 0 = first hidden layer; pK = K×K average pooling).
-OMP_NUM_THREADS=1 python $B/screen.py runs/t1-conv-mnist-N255-e2 --epochs 2 --features "top;1;1+top;0p2+1+top;0p4+1p2+top;0p2"
-# (this first run held all six sets in memory and was OOM-killed after three; screen.py now holds one at a time)
-OMP_NUM_THREADS=1 python $B/screen.py runs/t1-conv-mnist-N255-e2 --epochs 2 --features "0p2+1+top;0p4+1p2+top;0p2"
+OMP_NUM_THREADS=1 python $B/experiments/screen.py runs/t1-conv-mnist-N255-e2 --epochs 2 --features "top;1;1+top;0p2+1+top;0p4+1p2+top;0p2"
+# (the command above wrote the rows of its first three sets; this one measures the other three)
+OMP_NUM_THREADS=1 python $B/experiments/screen.py runs/t1-conv-mnist-N255-e2 --epochs 2 --features "0p2+1+top;0p4+1p2+top;0p2"
 # Exact RBF-kernel SVM on the full split (Table 1 rows; C chosen on validation; ≈ 30-45 min each at one thread).
-OMP_NUM_THREADS=1 python $B/rbf_full.py runs/t1-conv-mnist-N255-e2/model-epoch002.safetensors --C 10      # the 10k screen's C, first look
-OMP_NUM_THREADS=1 python $B/rbf_full.py runs/t1-conv-fashion-N255-e2/model-epoch002.safetensors --C 10
-OMP_NUM_THREADS=1 python $B/rbf_full.py runs/t1-conv-mnist-N255-e2/model-epoch002.safetensors --C 3,10,30
-OMP_NUM_THREADS=1 python $B/rbf_full.py runs/t1-conv-fashion-N255-e2/model-epoch002.safetensors --C 3,10,30
-OMP_NUM_THREADS=1 python $B/rbf_full.py runs/t1-conv-mnist-N255-e2/model-epoch002.safetensors --C 10 --gamma-factor 0.5,1,2 --jobs 2
+OMP_NUM_THREADS=1 python $B/experiments/rbf_full.py runs/t1-conv-mnist-N255-e2/model-epoch002.safetensors --C 10      # C of the 10k screen alone (rows superseded by the scan below)
+OMP_NUM_THREADS=1 python $B/experiments/rbf_full.py runs/t1-conv-fashion-N255-e2/model-epoch002.safetensors --C 10
+OMP_NUM_THREADS=1 python $B/experiments/rbf_full.py runs/t1-conv-mnist-N255-e2/model-epoch002.safetensors --C 3,10,30
+OMP_NUM_THREADS=1 python $B/experiments/rbf_full.py runs/t1-conv-fashion-N255-e2/model-epoch002.safetensors --C 3,10,30
+OMP_NUM_THREADS=1 python $B/experiments/rbf_full.py runs/t1-conv-mnist-N255-e2/model-epoch002.safetensors --C 10 --gamma-factor 0.5,1,2 --jobs 2
 # N = 1 checkpoints under the same RBF protocol (C = 10, the value both N = 255 scans chose).
-OMP_NUM_THREADS=1 python $B/rbf_full.py runs/t1-conv-fashion-N1-e2/model-epoch002.safetensors --C 10
-OMP_NUM_THREADS=1 python $B/rbf_full.py runs/t1-conv-mnist-N1-e2/model-epoch002.safetensors --C 10
+OMP_NUM_THREADS=1 python $B/experiments/rbf_full.py runs/t1-conv-fashion-N1-e2/model-epoch002.safetensors --C 10
+OMP_NUM_THREADS=1 python $B/experiments/rbf_full.py runs/t1-conv-mnist-N1-e2/model-epoch002.safetensors --C 10
 # Several seeds of the same recipe, each with its RBF SVM (C = 10), then voting together (one-vs-one
 # decision values summed; each member's decisions are cached next to its checkpoint, so members fit
 # in separate processes are combined without refitting).
 C="--dataset mnist --arch paper-classify --keep 10 --device cpu"
 for s in 2 3; do OMP_NUM_THREADS=1 rbm train --recipe paper --visible-bias-init zero $C --seed $s --epochs 2 --out runs/ens-mnist-seed$s; done
-for r in scr-seed1 ens-mnist-seed2 ens-mnist-seed3; do OMP_NUM_THREADS=1 python $B/rbf_full.py runs/$r/model-epoch002.safetensors --C 10; done
-OMP_NUM_THREADS=1 python $B/rbf_full.py runs/t1-conv-mnist-N255-e2/model-epoch002.safetensors runs/scr-seed1/model-epoch002.safetensors --C 10
-OMP_NUM_THREADS=1 python $B/rbf_full.py runs/t1-conv-mnist-N255-e2/model-epoch002.safetensors runs/scr-seed1/model-epoch002.safetensors runs/ens-mnist-seed2/model-epoch002.safetensors runs/ens-mnist-seed3/model-epoch002.safetensors --C 10
-OMP_NUM_THREADS=1 python $B/rbf_full.py pixels:mnist --C 3,10,30   # the raw-pixel peer under the same RBF protocol
+for r in scr-seed1 ens-mnist-seed2 ens-mnist-seed3; do OMP_NUM_THREADS=1 python $B/experiments/rbf_full.py runs/$r/model-epoch002.safetensors --C 10; done
+OMP_NUM_THREADS=1 python $B/experiments/rbf_full.py runs/t1-conv-mnist-N255-e2/model-epoch002.safetensors runs/scr-seed1/model-epoch002.safetensors --C 10
+OMP_NUM_THREADS=1 python $B/experiments/rbf_full.py runs/t1-conv-mnist-N255-e2/model-epoch002.safetensors runs/scr-seed1/model-epoch002.safetensors runs/ens-mnist-seed2/model-epoch002.safetensors runs/ens-mnist-seed3/model-epoch002.safetensors --C 10
+OMP_NUM_THREADS=1 python $B/experiments/rbf_full.py pixels:mnist --C 3,10,30   # the raw-pixel peer under the same RBF protocol
 # Unscaled features (no per-feature standardisation; one γ = 1/(D·var) for all), features and pixels.
-OMP_NUM_THREADS=1 python $B/rbf_full.py runs/t1-conv-mnist-N255-e2/model-epoch002.safetensors --C 10 --scaling none
-OMP_NUM_THREADS=1 python $B/rbf_full.py pixels:mnist --C 10,30 --scaling none
+OMP_NUM_THREADS=1 python $B/experiments/rbf_full.py runs/t1-conv-mnist-N255-e2/model-epoch002.safetensors --C 10 --scaling none
+OMP_NUM_THREADS=1 python $B/experiments/rbf_full.py pixels:mnist --C 10,30 --scaling none
 # Fashion-MNIST N = 255 learning curve (linear protocol): epoch 1, and the run continued to 5 epochs.
-OMP_NUM_THREADS=1 python $B/learning_curve.py runs/t1-conv-fashion-N255-e2 --epochs 1
+OMP_NUM_THREADS=1 python $B/experiments/learning_curve.py runs/t1-conv-fashion-N255-e2 --epochs 1
 OMP_NUM_THREADS=1 rbm train --out runs/t1-conv-fashion-N255-e2 --resume --epochs 5 --device cpu
-OMP_NUM_THREADS=1 python $B/learning_curve.py runs/t1-conv-fashion-N255-e2 --epochs 5
-OMP_NUM_THREADS=1 python $B/rbf_full.py pixels:fashion-mnist --C 10 --scaling none   # the raw-pixel peer (plain SVC on pixels / 255)
-OMP_NUM_THREADS=1 python $B/rbf_full.py runs/t1-conv-fashion-N255-e2/model-epoch005.safetensors --C 10
+OMP_NUM_THREADS=1 python $B/experiments/learning_curve.py runs/t1-conv-fashion-N255-e2 --epochs 5
+OMP_NUM_THREADS=1 python $B/experiments/rbf_full.py pixels:fashion-mnist --C 10 --scaling none   # the raw-pixel peer (plain SVC on pixels / 255)
+OMP_NUM_THREADS=1 python $B/experiments/rbf_full.py runs/t1-conv-fashion-N255-e2/model-epoch005.safetensors --C 10
 OMP_NUM_THREADS=1 rbm train --out runs/t1-conv-fashion-N255-e2 --resume --epochs 12 --device cpu
-OMP_NUM_THREADS=1 python $B/rbf_full.py runs/t1-conv-fashion-N255-e2/model-epoch012.safetensors --C 10
-OMP_NUM_THREADS=1 python $B/learning_curve.py runs/t1-conv-fashion-N255-e2 --epochs 12
+OMP_NUM_THREADS=1 python $B/experiments/rbf_full.py runs/t1-conv-fashion-N255-e2/model-epoch012.safetensors --C 10
+OMP_NUM_THREADS=1 python $B/experiments/learning_curve.py runs/t1-conv-fashion-N255-e2 --epochs 12
 # Fashion-MNIST N = 255 continued to 24 epochs (constant rate: resuming replays the same
-# trajectory; the session that measured it had lost the folder and ran it fresh with
+# trajectory as training afresh with
 # `OMP_NUM_THREADS=2 rbm train --recipe paper --visible-bias-init zero --dataset fashion-mnist --arch paper-classify --epochs 24 --keep 30
-# --device cpu --out runs/t1-conv-fashion-N255-e2`), the RBF protocol every 4 epochs, chosen on
-# validation, and the snapshots' SVMs voting together (cached members: no refit).
+# --device cpu --out runs/t1-conv-fashion-N255-e2`, which is how the rows were measured), the RBF
+# protocol every 4 epochs, chosen on validation, and the snapshots' SVMs voting together
+# (cached members: no refit).
 OMP_NUM_THREADS=2 rbm train --out runs/t1-conv-fashion-N255-e2 --resume --epochs 24 --device cpu
-for e in 016 020 024; do OMP_NUM_THREADS=1 python $B/rbf_full.py runs/t1-conv-fashion-N255-e2/model-epoch$e.safetensors --C 10; done
-OMP_NUM_THREADS=1 python $B/rbf_full.py runs/t1-conv-fashion-N255-e2/model-epoch016.safetensors runs/t1-conv-fashion-N255-e2/model-epoch020.safetensors runs/t1-conv-fashion-N255-e2/model-epoch024.safetensors --C 10
+for e in 016 020 024; do OMP_NUM_THREADS=1 python $B/experiments/rbf_full.py runs/t1-conv-fashion-N255-e2/model-epoch$e.safetensors --C 10; done
+OMP_NUM_THREADS=1 python $B/experiments/rbf_full.py runs/t1-conv-fashion-N255-e2/model-epoch016.safetensors runs/t1-conv-fashion-N255-e2/model-epoch020.safetensors runs/t1-conv-fashion-N255-e2/model-epoch024.safetensors --C 10

@@ -1,8 +1,8 @@
 """Reproduce a row of the paper's Table 1: train, then the SVM protocol on top features.
 
-    python benchmarks/table1.py --dataset mnist --units 255 --arch paper-classify --epochs 3
+    python benchmarks/experiments/table1.py --dataset mnist --units 255 --arch paper-classify --epochs 3
 
-Trains with `rbmcli.train.train` (the library behind `rbm train`), evaluates with the
+Trains with `train` of rbmcli/train/trainer.py (the library behind `rbm train`), evaluates with the
 protocol of `rbm evaluate --svm` (standardised linear SVM, C chosen on a validation split of
 the training set), and appends a row to benchmarks/results/table1.json:
 {dataset, units_N, svm_error_percent, epochs, wall_seconds, command, ...}.
@@ -19,11 +19,13 @@ import time
 from datetime import date
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: rows.py
+from rows import append_rows, command_line  # noqa: E402
+
 from rbmcli.config import TrainConfig
 from rbmcli.evaluate import EvalOptions, evaluate
 from rbmcli.train import train
 
-RESULTS = Path(__file__).parent / "results"
 SVM_PROTOCOL = "L-BFGS on liblinear's objective, C in 1e-4..1 (half decades)"
 
 
@@ -56,16 +58,12 @@ def main() -> None:
     svm = rows[0]
     row = {"dataset": args.dataset, "units_N": args.units, "svm_error_percent": round(svm.value, 3),
            "epochs": args.epochs, "wall_seconds": round(time.time() - t0, 1), "train_seconds": round(train_s, 1),
-           "command": " ".join(["python"] + sys.argv), "arch": args.arch, "lr": args.lr, "lr_decay": args.lr_decay, "mode": args.mode,
+           "command": command_line(), "arch": args.arch, "lr": args.lr, "lr_decay": args.lr_decay, "mode": args.mode,
            "negatives": args.negatives, "activation": args.activation, "tag": args.tag,
            "svm": svm.details, "svm_protocol": SVM_PROTOCOL, "date": str(date.today()), "machine": f"{platform.machine()} 2-core CPU",
            "final_metrics": res.metrics[-1] if res.metrics else {}, "checkpoint": str(res.checkpoint)}
     print(json.dumps(row, indent=2))
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"{args.table}.json"
-    table = json.loads(path.read_text()) if path.is_file() else []
-    table.append(row)
-    path.write_text(json.dumps(table, indent=2) + "\n")
+    print(f"row appended to {append_rows(args.table, [row])}")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Generative quality: AIS test log-likelihood of a binary 784-500 RBM on binarised MNIST.
 
-    python benchmarks/loglik.py --negatives meanfield --epochs 10
-    python benchmarks/loglik.py --negatives pcd --epochs 10
+    python benchmarks/experiments/loglik.py --negatives meanfield --epochs 10
+    python benchmarks/experiments/loglik.py --negatives pcd --epochs 10
 
 MNIST is stochastically binarised once (each pixel ~ Bernoulli(intensity), fixed by the
 seed: `--binarize sample`), the RBM is trained with the paper's loss and the chosen negatives,
@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from datetime import date
 from pathlib import Path
 
-from rows import append_rows, command_line
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: rows.py
+from rows import append_rows, command_line  # noqa: E402
 
 from rbmcli.config import TrainConfig
 from rbmcli.evaluate import EvalOptions, evaluate

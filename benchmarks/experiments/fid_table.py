@@ -1,7 +1,7 @@
 """FID of a checkpoint's samples (the paper's Table 2 measure), with the real-vs-real floor.
 
-    python benchmarks/fid_table.py runs/fid-mnist-N1/model.safetensors --n 2000
-    python benchmarks/fid_table.py --floor --dataset mnist --n 2000
+    python benchmarks/experiments/fid_table.py runs/fid-mnist-N1/model.safetensors --n 2000
+    python benchmarks/experiments/fid_table.py --floor --dataset mnist --n 2000
 
 A checkpoint row: `n` samples (Gibbs chains from noise, `--steps` steps in the top RBM, then
 the mean pass down) against the first `n` training images of the checkpoint's dataset, both
@@ -16,12 +16,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from datetime import date
 from pathlib import Path
 
 import torch
-from rows import append_rows, command_line
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: rows.py
+from rows import IMG, ROOT, append_rows, command_line  # noqa: E402
 
 from rbmcli.checkpoint import load_model
 from rbmcli.data import load_dataset
@@ -29,9 +32,6 @@ from rbmcli.fid import cached_statistics, frechet_distance, image_statistics
 from rbmcli.generate import sample_images
 from rbmcli.images import save_png
 from rbmcli.inception import build_inception, resolve_inception_weights
-
-ROOT = Path(__file__).resolve().parent.parent
-IMG = ROOT / "docs" / "img"
 
 
 def real_statistics(model, dataset: str, split: str, n: int, size: int, channels: int):

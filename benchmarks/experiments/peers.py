@@ -1,10 +1,10 @@
 """Peers in the Table 1 protocol, same splits: a raw-pixel SVM and scikit-learn's BernoulliRBM.
 
-    python benchmarks/peers.py --dataset mnist [--rbm-epochs 10] [--limit-train N] [--no-loglik]
+    python benchmarks/experiments/peers.py --dataset mnist [--rbm-epochs 10] [--limit-train N] [--no-loglik]
 
-Both use rbmcli's SVM protocol (`rbmcli.svm.svm_error`: standardised linear SVM, C chosen on
+Both use rbmcli's SVM protocol (`svm_error` of rbmcli/eval/svm.py: standardised linear SVM, C chosen on
 a validation split of the training set). With --loglik (MNIST) a second BernoulliRBM is fit on
-binarised MNIST (`--binarize sample`, seed 0, as benchmarks/loglik.py) and its AIS test
+binarised MNIST (`--binarize sample`, seed 0, as benchmarks/experiments/loglik.py) and its AIS test
 log-likelihood is measured by rbmcli's AIS after mapping its parameters into an rbmcli RBM
 (the mapping is checked: free energies agree with sklearn's to 1e-4); its samples (1000 Gibbs
 steps from noise, as sklearn's `gibbs`) go to docs/img/peers-sklearn-samples.png.
@@ -15,21 +15,22 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from datetime import date
 from pathlib import Path
 
 import numpy as np
 import torch
-from rows import append_rows, command_line
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: rows.py
+from rows import IMG, append_rows, command_line  # noqa: E402
 
 from rbmcli.batches import binarize
 from rbmcli.config import TrainConfig
 from rbmcli.data import load_dataset
 from rbmcli.svm import svm_error
 from rbmcli.train import build_dbn
-
-IMG = Path(__file__).parent.parent / "docs" / "img"
 
 
 def sklearn_rbm(x: np.ndarray, epochs: int):

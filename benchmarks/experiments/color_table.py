@@ -1,7 +1,7 @@
 """The reconstruction demos and color generation of one checkpoint as rows and pictures.
 
-    python benchmarks/color_table.py runs/colored-dense/model.safetensors
-    python benchmarks/color_table.py runs/mnist-default/model.safetensors
+    python benchmarks/experiments/color_table.py runs/colored-dense/model.safetensors
+    python benchmarks/experiments/color_table.py runs/mnist-default/model.safetensors
 
 Runs `rbm evaluate`'s --colorize (color models), --occlusion and --hue-match (colored-mnist
 models) on the checkpoint's test split, appends the rows to benchmarks/results/color.json,
@@ -14,12 +14,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from datetime import date
 from pathlib import Path
 
 import torch
-from rows import append_rows, command_line
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: rows.py
+from rows import IMG, ROOT, append_rows, command_line  # noqa: E402
 
 from rbmcli.checkpoint import load_model
 from rbmcli.data import load_dataset
@@ -28,8 +31,6 @@ from rbmcli.generate import reconstruct_images, sample_images, to_gray
 from rbmcli.images import save_png
 from rbmcli.occlusion import occlude
 
-ROOT = Path(__file__).resolve().parent.parent
-IMG = ROOT / "docs" / "img"
 PER_ROW = 16
 
 

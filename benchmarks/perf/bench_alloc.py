@@ -1,7 +1,7 @@
 """The glibc 32 MiB mmap trap, side by side: the same conv layer, glibc's default malloc vs
-rbmcli.allocator.keep_freed_memory(), each in a fresh process (mallopt is process-wide).
+keep_freed_memory() of rbmcli/train/allocator.py, each in a fresh process (mallopt is process-wide).
 
-    python benchmarks/bench_alloc.py [--repeats 20]
+    python benchmarks/perf/bench_alloc.py [--repeats 20]
 
 The layer: the first conv of the 64x64 stack, batch 128, 3→64 channels, kernel 4, stride 2
 (output 128x64x32x32 float32 = 32 MiB), forward and backward. Prints ms per step and

@@ -1,6 +1,6 @@
 """Do a checkpoint's samples vary? Diversity of `rbm sample` grids, measured.
 
-    python benchmarks/generation.py runs/mnist-small/model.safetensors [more checkpoints]
+    python benchmarks/experiments/generation.py runs/mnist-small/model.safetensors [more checkpoints]
 
 For each checkpoint: 64 samples (Gibbs chains from noise, 1,000 steps in the top RBM, seed 0,
 as `rbm sample -n 64` draws them) and four figures:
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from datetime import date
 from functools import lru_cache
@@ -25,15 +26,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from rows import append_rows, command_line
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: rows.py
+from rows import IMG, ROOT, append_rows, command_line  # noqa: E402
 
 from rbmcli.checkpoint import load_model
 from rbmcli.data import load_dataset
 from rbmcli.generate import sample_images
 from rbmcli.images import save_png
-
-ROOT = Path(__file__).resolve().parent.parent
-IMG = ROOT / "docs" / "img"
 
 
 @lru_cache(maxsize=4)

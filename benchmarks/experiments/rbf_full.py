@@ -1,9 +1,9 @@
 """Exact RBF-kernel SVM (libsvm) on the top features of the full training split, C (and γ) chosen on validation.
 
-    python benchmarks/rbf_full.py runs/t1-conv-mnist-N255-e2/model-epoch002.safetensors --C 3,10,30
+    python benchmarks/experiments/rbf_full.py runs/t1-conv-mnist-N255-e2/model-epoch002.safetensors --C 3,10,30
 
 The paper does not name its SVM; scikit-learn's default `SVC` is an RBF-kernel SVM. On 10k
-training images (benchmarks/screen.py --kernels rbf) the RBF kernel did not beat the linear
+training images (benchmarks/experiments/screen.py --kernels rbf) the RBF kernel did not beat the linear
 one, but a kernel machine gains more from data than a linear one, so this checks it on the
 full split. One SVM per C of --C (and per γ of --gamma-factor, default
 scikit-learn's 'scale' γ) is fit on the Table 1 protocol's fit part (the other 90 % of
@@ -17,11 +17,11 @@ the run's linear-SVM row (its `rbm train` command), a Table 1 row for the RBF pr
 
 Several checkpoints make an ensemble:
 
-    python benchmarks/rbf_full.py runs/a/model-epoch002.safetensors runs/b/model-epoch002.safetensors --C 10
+    python benchmarks/experiments/rbf_full.py runs/a/model-epoch002.safetensors runs/b/model-epoch002.safetensors --C 10
 
 each gets its own SVM as above (its validation and test one-vs-one decision values are cached
 next to the checkpoint, so members fit in separate processes are combined without refitting),
-then the members' decision values are summed and voted (rbmcli.svm.ovo_vote); a row goes to
+then the members' decision values are summed and voted (`ovo_vote` of rbmcli/eval/svm.py); a row goes to
 benchmarks/results/rbf_ensemble.json and one to table1.json. The checkpoints may be seeds (one
 run each) or snapshots of one run (several epochs; the run's training is counted once).
 `pixels:mnist` in place of a checkpoint is the raw-pixel peer (pixels / 255, same protocol; a
@@ -33,16 +33,19 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import sys
 import time
 from datetime import date
 from pathlib import Path
 
 import numpy as np
 from joblib import Parallel, delayed
-from rows import RESULTS, append_rows, command_line
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: rows.py
+from rows import RESULTS, append_rows, command_line  # noqa: E402
 
 from rbmcli.checkpoint import load_model
 from rbmcli.data import load_dataset
@@ -191,7 +194,7 @@ def member(checkpoint: Path, args) -> tuple[dict, dict, bool]:
 
 def ensemble_row(members: list[tuple[dict, dict]], checkpoints: list[Path], command: str) -> dict:
     """Several DBNs' RBF SVMs voting together: their one-vs-one decision values summed, then
-    the libsvm vote (rbmcli.svm.ovo_vote); error on validation and test for the whole ensemble."""
+    the libsvm vote (`ovo_vote` of rbmcli/eval/svm.py); error on validation and test for the whole ensemble."""
     (first, a0), n_cls = members[0], int(members[0][1]["test_y"].max()) + 1
     for _, a in members[1:]:
         if not (np.array_equal(a["val_y"], a0["val_y"]) and np.array_equal(a["test_y"], a0["test_y"])):

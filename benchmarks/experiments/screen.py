@@ -1,14 +1,14 @@
 """Quick recipe screening for Table 1, on the training set only (the test set is never read).
 
-    python benchmarks/screen.py runs/scr-sp003 [--kernels linear,nystroem,rbf] [--fit 10000]
-    python benchmarks/screen.py runs/t1-conv-mnist-N255-e2 --epochs 2 --features "top;1;1+2;0p2+1+2"
+    python benchmarks/experiments/screen.py runs/scr-sp003 [--kernels linear,nystroem,rbf] [--fit 10000]
+    python benchmarks/experiments/screen.py runs/t1-conv-mnist-N255-e2 --epochs 2 --features "top;1;1+2;0p2+1+2"
 
 For every kept epoch checkpoint of a run (model-epochNNN.safetensors, `rbm train --keep`):
 top-layer features of the 60k training images, the same stratified 10 % validation split as
 the Table 1 protocol, an SVM fit on the first `--fit` images of the other 90 % for each C of a
 short grid, and the validation error at each C. A point costs ≈ 1–2 minutes instead of the
 full protocol's 15, so recipes can be compared at the same budget before one is run in full
-(benchmarks/learning_curve.py). Rows go to benchmarks/results/screen.json:
+(benchmarks/experiments/learning_curve.py). Rows go to benchmarks/results/screen.json:
 {run, epoch, recipe, kernel, features, fit, val_error_percent (best over the grid), C, scan, seconds, command, date}.
 
 --features screens other feature sets than the top layer (the paper's and the default):
@@ -21,13 +21,16 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import sys
 import time
 from datetime import date
 from pathlib import Path
 
 import numpy as np
 import torch
-from rows import append_rows, command_line
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: rows.py
+from rows import append_rows, command_line  # noqa: E402
 
 from rbmcli.checkpoint import load_model
 from rbmcli.evaluate import EvalOptions, _data

@@ -1,7 +1,7 @@
 """A second, tighter look at one log-likelihood: forward AIS with more runs and another seed,
 and reverse AIS from the model's own samples, which errs the other way.
 
-    python benchmarks/ais_check.py runs/loglik-pcd-1795933912/model.safetensors --runs 1000
+    python benchmarks/experiments/ais_check.py runs/loglik-pcd-1795933912/model.safetensors --runs 1000
 
 Forward AIS underestimates log Z on average (Jensen: E[Ẑ] = Z), so its log-likelihood errs
 high; reverse AIS (Burda, Grosse & Salakhutdinov 2015), started from samples of the model,
@@ -14,11 +14,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from datetime import date
+from pathlib import Path
 
 import torch
-from rows import append_rows, command_line
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: rows.py
+from rows import append_rows, command_line  # noqa: E402
 
 from rbmcli.ais import (
     ais_log_partition,

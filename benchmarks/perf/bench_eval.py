@@ -7,7 +7,7 @@ SVM: the Table 1 protocol (4 values of C on a 90 % split, then a refit) on synth
 "mean activity" features n × 500; timed on --svm-n rows and extrapolated linearly to 60k
 (liblinear's cost grows about linearly in n; said so in the output).
 
-    python benchmarks/bench_eval.py [--device cpu] [--ais-budget 180] [--svm-n 20000] [--threads 1]
+    python benchmarks/perf/bench_eval.py [--device cpu] [--ais-budget 180] [--svm-n 20000] [--threads 1]
 """
 
 from __future__ import annotations
