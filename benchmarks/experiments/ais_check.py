@@ -24,17 +24,17 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: rows.py
 from rows import append_rows, command_line  # noqa: E402
 
-from rbmcli.ais import (
+from rbmcli.eval.ais import (
     ais_log_partition,
     base_rate_biases,
     default_betas,
     reverse_ais_log_partition,
 )
-from rbmcli.batches import binarize, to_visible
-from rbmcli.checkpoint import load_model
-from rbmcli.data import load_dataset
-from rbmcli.partition import log_likelihood
-from rbmcli.sampling import gibbs_chain
+from rbmcli.data.batches import binarize, to_visible
+from rbmcli.train.checkpoint import load_model
+from rbmcli.data.datasets import load_dataset
+from rbmcli.eval.partition import log_likelihood
+from rbmcli.model.sampling import gibbs_chain
 
 
 def visible(split: str, cfg: dict) -> torch.Tensor:
@@ -60,12 +60,12 @@ def main() -> None:
     g = torch.Generator().manual_seed(args.seed)
 
     t0 = time.time()
-    fwd = ais_log_partition(rbm, base_a, args.runs, betas, g)
+    fwd = ais_log_partition(rbm, base_a, args.runs, betas=betas, generator=g)
     fwd_s = time.time() - t0
     t0 = time.time()
     start = v_test[torch.randperm(len(v_test), generator=g)[:args.chains]]
     samples = gibbs_chain(rbm, start.float(), args.burn_in, g).double()
-    rev = reverse_ais_log_partition(rbm, base_a, samples, betas, g)
+    rev = reverse_ais_log_partition(rbm, base_a, samples, betas=betas, generator=g)
     rev_s = time.time() - t0
 
     def ll(log_z: float) -> float:

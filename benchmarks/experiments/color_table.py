@@ -24,12 +24,13 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: rows.py
 from rows import IMG, ROOT, append_rows, command_line  # noqa: E402
 
-from rbmcli.checkpoint import load_model
-from rbmcli.data import load_dataset
-from rbmcli.evaluate import EvalOptions, evaluate
-from rbmcli.generate import reconstruct_images, sample_images, to_gray
-from rbmcli.images import save_png
-from rbmcli.occlusion import occlude
+from rbmcli.train.checkpoint import load_model
+from rbmcli.data.datasets import load_dataset
+from rbmcli.eval.evaluate import EvalOptions, evaluate
+from rbmcli.generate.samples import sample_images
+from rbmcli.generate.reconstruct import reconstruct_images, to_gray
+from rbmcli.data.images import save_png
+from rbmcli.eval.occlusion import occlude
 
 PER_ROW = 16
 
@@ -37,16 +38,16 @@ PER_ROW = 16
 def pictures(ckpt: Path, info: dict, tag: str, steps: int, recon_steps: int, seed: int) -> dict:
     """Write the three pictures (the colorization one for color models only); their paths."""
     c, side = info["input_shape"][0], info["input_shape"][-1]
-    clean = load_dataset(info["config"]["dataset"], "test", None, side, PER_ROW, channels=c).images
+    clean = load_dataset(info["config"]["dataset"], "test", None, size=side, limit=PER_ROW, channels=c).images
     written = {}
-    samples = sample_images(ckpt, 64, steps, seed=seed, device="cpu").images
+    samples = sample_images(ckpt, 64, steps=steps, seed=seed, device="cpu").images
     written["samples"] = save_png(samples, IMG / f"{tag}-samples.png", nrow=8)
     if c == 3:
-        colored = reconstruct_images(ckpt, clean, recon_steps, gray=True, device="cpu", seed=seed)
+        colored = reconstruct_images(ckpt, clean, steps=recon_steps, gray=True, device="cpu", seed=seed)
         rows = torch.cat([to_gray(clean, 3).float() / 255, colored, clean.float() / 255])
         written["colorize"] = save_png(rows, IMG / f"{tag}-colorize.png", nrow=PER_ROW)
     occluded, _ = occlude(clean, torch.Generator().manual_seed(seed))
-    restored = reconstruct_images(ckpt, occluded, recon_steps, device="cpu", seed=seed)
+    restored = reconstruct_images(ckpt, occluded, steps=recon_steps, device="cpu", seed=seed)
     rows = torch.cat([occluded.float() / 255, restored, clean.float() / 255])
     written["occlusion"] = save_png(rows, IMG / f"{tag}-occlusion.png", nrow=PER_ROW)
     return {k: str(p.relative_to(ROOT)) for k, p in written.items()}

@@ -26,19 +26,19 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: rows.py
 from rows import IMG, ROOT, append_rows, command_line  # noqa: E402
 
-from rbmcli.checkpoint import load_model
-from rbmcli.data import load_dataset
-from rbmcli.fid import cached_statistics, frechet_distance, image_statistics
-from rbmcli.generate import sample_images
-from rbmcli.images import save_png
-from rbmcli.inception import build_inception, resolve_inception_weights
+from rbmcli.train.checkpoint import load_model
+from rbmcli.data.datasets import load_dataset
+from rbmcli.eval.fid import cached_statistics, frechet_distance, image_statistics
+from rbmcli.generate.samples import sample_images
+from rbmcli.data.images import save_png
+from rbmcli.eval.inception import build_inception, resolve_inception_weights
 
 
 def real_statistics(model, dataset: str, split: str, n: int, size: int, channels: int):
     """(μ, Σ) of the first n images of a split, cached under ~/.cache/rbmcli/fid."""
-    ds = load_dataset(dataset, split, None, size, n, channels=channels)
+    ds = load_dataset(dataset, split, None, size=size, limit=n, channels=channels)
     key = f"{dataset}-{split}-{size}-c{channels}-n{len(ds.images)}"
-    return cached_statistics(key, lambda: image_statistics(ds.images, model, 50, "cpu")), len(ds.images)
+    return cached_statistics(key, lambda: image_statistics(ds.images, model, batch_size=50, device="cpu")), len(ds.images)
 
 
 def main() -> None:
@@ -68,9 +68,9 @@ def main() -> None:
         units = f"N={n_units}" if cfg["hidden_units"] == n_units else f"N={n_units} visible, {cfg['hidden_units']} hidden"
         label = f"{cfg['arch']}, {units}, {cfg['negatives']}, lr {cfg['lr']} {cfg['lr_decay']}, {cfg['epochs']} ep"
         real, n_real = real_statistics(inception, dataset, "train", args.n, shape[-1], shape[0])
-        result = sample_images(args.checkpoint, args.n, args.steps, seed=args.seed, device="cpu")
+        result = sample_images(args.checkpoint, args.n, steps=args.steps, seed=args.seed, device="cpu")
         pixels = (result.images * 255).round().to(torch.uint8)
-        fake = image_statistics(pixels, inception, 50, "cpu")
+        fake = image_statistics(pixels, inception, batch_size=50, device="cpu")
         grid = IMG / f"fid-{Path(args.checkpoint).parent.name}.png"
         save_png(result.images[:64], grid, nrow=8)
         extra = {"gibbs_steps": args.steps, "sampling_seconds": round(result.seconds, 1),

@@ -30,10 +30,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: rows.py
 from rows import IMG, ROOT, append_rows, command_line  # noqa: E402
 
-from rbmcli.checkpoint import load_model
-from rbmcli.data import load_dataset
-from rbmcli.generate import sample_images
-from rbmcli.images import save_png
+from rbmcli.train.checkpoint import load_model
+from rbmcli.data.datasets import load_dataset
+from rbmcli.generate.samples import sample_images
+from rbmcli.data.images import save_png
 
 
 @lru_cache(maxsize=4)
@@ -75,7 +75,7 @@ def main() -> None:
         _, info = load_model(ckpt)
         cfg = info["config"]
         t0 = time.time()
-        result = sample_images(ckpt, 64, args.steps, init=args.init, device="cpu")
+        result = sample_images(ckpt, 64, steps=args.steps, init=args.init, device="cpu")
         seconds = time.time() - t0
         grid = IMG / f"gen-{Path(ckpt).parent.name}.png"
         save_png(result.images, grid, nrow=8)

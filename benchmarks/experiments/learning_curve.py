@@ -21,7 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: rows.py
 from rows import append_rows, command_line  # noqa: E402
 
-from rbmcli.evaluate import EvalOptions, evaluate
+from rbmcli.eval.evaluate import EvalOptions, evaluate
 
 
 def main() -> None:

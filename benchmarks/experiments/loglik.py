@@ -22,9 +22,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: rows.py
 from rows import append_rows, command_line  # noqa: E402
 
-from rbmcli.config import TrainConfig
-from rbmcli.evaluate import EvalOptions, evaluate
-from rbmcli.train import train
+from rbmcli.train.config import TrainConfig
+from rbmcli.eval.evaluate import EvalOptions, evaluate
+from rbmcli.train.trainer import train
 
 
 def main() -> None:
@@ -35,7 +35,7 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=TrainConfig.lr)
     ap.add_argument("--lr-decay", default=TrainConfig.lr_decay)
     ap.add_argument("--hidden", type=int, default=500)
-    ap.add_argument("--ais-betas", type=int, default=14_500)
+    ap.add_argument("--ais-betas", type=int, default=14_501)
     ap.add_argument("--ais-runs", type=int, default=100)
     args = ap.parse_args()
     cfg = TrainConfig(recipe="paper", visible_bias_init="zero", arch=f"dense:{args.hidden}", visible_units=1, hidden_units=1, binarize="sample",

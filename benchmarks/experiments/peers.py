@@ -26,11 +26,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: rows.py
 from rows import IMG, append_rows, command_line  # noqa: E402
 
-from rbmcli.batches import binarize
-from rbmcli.config import TrainConfig
-from rbmcli.data import load_dataset
-from rbmcli.svm import svm_error
-from rbmcli.train import build_dbn
+from rbmcli.data.batches import binarize
+from rbmcli.train.config import TrainConfig
+from rbmcli.data.datasets import load_dataset
+from rbmcli.eval.svm import svm_error
+from rbmcli.train.trainer import build_dbn
 
 
 def sklearn_rbm(x: np.ndarray, epochs: int):
@@ -76,8 +76,8 @@ def svm_rows(args) -> list[dict]:
 
 
 def loglik_row(args) -> dict:
-    from rbmcli.ais import ais_log_likelihood, base_rate_biases
-    from rbmcli.images import save_png
+    from rbmcli.eval.ais import ais_log_likelihood, base_rate_biases
+    from rbmcli.data.images import save_png
 
     xtr = binarize(load_dataset("mnist", "train").images, "sample", 0).flatten(1).numpy().astype(np.float32) / 255
     xte = binarize(load_dataset("mnist", "test").images, "sample", 0).flatten(1).double() / 255

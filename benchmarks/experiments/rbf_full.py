@@ -47,10 +47,10 @@ from sklearn.svm import SVC
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: rows.py
 from rows import RESULTS, append_rows, command_line  # noqa: E402
 
-from rbmcli.checkpoint import load_model
-from rbmcli.data import load_dataset
-from rbmcli.evaluate import EvalOptions, _data
-from rbmcli.svm import extract_features, ovo_vote, validation_split
+from rbmcli.train.checkpoint import load_model
+from rbmcli.data.datasets import load_dataset
+from rbmcli.eval.evaluate import EvalOptions, _data
+from rbmcli.eval.svm import extract_features, ovo_vote, validation_split
 
 PROTOCOL = "libsvm RBF (γ = %s), %s on validation from {%s}, fit on 54k, no refit"
 
@@ -164,7 +164,7 @@ def member(checkpoint: Path, args) -> tuple[dict, dict, bool]:
         n_v, opts = dbn.specs[0].visible_units.n, EvalOptions(svm=True)
         for split in ("train", "test"):
             ds, name = _data(info, opts, split, None)
-            feats[split] = (extract_features(dbn, ds.images, n_v, 512, "cpu"), ds.labels.numpy())
+            feats[split] = (extract_features(dbn, ds.images, visible_units_n=n_v, batch_size=512, device="cpu"), ds.labels.numpy())
     (x, y), (tx, ty) = feats["train"], feats["test"]
     fx, vx, fy, vy = validation_split(x, y)  # the Table 1 protocol's split
     start = time.perf_counter()

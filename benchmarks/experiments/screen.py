@@ -32,9 +32,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: rows.py
 from rows import append_rows, command_line  # noqa: E402
 
-from rbmcli.checkpoint import load_model
-from rbmcli.evaluate import EvalOptions, _data
-from rbmcli.svm import extract_features, scan_c, validation_split
+from rbmcli.train.checkpoint import load_model
+from rbmcli.eval.evaluate import EvalOptions, _data
+from rbmcli.eval.svm import extract_features, scan_c, validation_split
 
 GRIDS = {"linear": (0.01, 0.03, 0.1), "nystroem": (1.0, 3.0, 10.0, 30.0), "rbf": (1.0, 10.0)}
 RECIPE_KEYS = ("arch", "visible_units", "hidden_units", "lr", "lr_decay", "negatives", "mode", "sparsity",
@@ -99,13 +99,13 @@ def main() -> None:
         sets = zip(args.features.split(";"), parse_features(args.features, len(dbn.layers)))
         # one feature set in memory at a time (60k × 11,712 float32 is 2.8 GB; all six sets at once were OOM-killed)
         for features, tokens in sets:
-            x = (extract_features(dbn, ds.images, n_v, 512, "cpu") if features == "top"
+            x = (extract_features(dbn, ds.images, visible_units_n=n_v, batch_size=512, device="cpu") if features == "top"
                  else layer_features(dbn, ds.images, n_v, tokens))
             fx, vx, fy, vy = validation_split(x, ds.labels.numpy())  # the Table 1 protocol's split
             fx, fy = fx[:args.fit], fy[:args.fit]
             for kernel in args.kernels.split(","):
                 t0 = time.perf_counter()
-                _, scan = scan_c(fx, fy, vx, vy, kernel, GRIDS[kernel], landmarks=args.landmarks)
+                _, scan = scan_c(fx, fy, vx, vy, kernel=kernel, c_grid=GRIDS[kernel], landmarks=args.landmarks)
                 best = min(scan, key=lambda s: s["val_error_percent"])  # ties: the smallest C
                 row = {"run": str(args.run), "epoch": epoch, "recipe": recipe, "kernel": kernel,
                        "features": features, "dimensions": int(x.shape[1]),

@@ -22,9 +22,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: rows.py
 from rows import append_rows, command_line  # noqa: E402
 
-from rbmcli.config import TrainConfig
-from rbmcli.evaluate import EvalOptions, evaluate
-from rbmcli.train import train
+from rbmcli.train.config import TrainConfig
+from rbmcli.eval.evaluate import EvalOptions, evaluate
+from rbmcli.train.trainer import train
 
 SVM_PROTOCOL = "L-BFGS on liblinear's objective, C in 1e-4..1 (half decades)"
 

@@ -22,7 +22,7 @@ import time
 def child(repeats: int) -> dict:
     import torch
 
-    from rbmcli.allocator import keep_freed_memory
+    from rbmcli.train.allocator import keep_freed_memory
 
     applied = keep_freed_memory() if os.environ.get("BENCH_ALLOC") == "tuned" else False
     torch.manual_seed(0)

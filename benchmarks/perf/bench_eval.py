@@ -18,27 +18,27 @@ import time
 import numpy as np
 import torch
 
-from rbmcli.ais import ais_log_partition, default_betas
-from rbmcli.rbm import RBM, LayerSpec
-from rbmcli.svm import svm_error
-from rbmcli.units import Units
+from rbmcli.eval.ais import ais_log_partition, default_betas
+from rbmcli.model.rbm import RBM, LayerSpec
+from rbmcli.eval.svm import svm_error
+from rbmcli.model.units import Units
 
 
 def bench_ais(device: str, budget: float) -> None:
     g = torch.Generator().manual_seed(0)
-    rbm = RBM(LayerSpec("dense", (784,), 500, Units.make(1), Units.make(1)), init_std=0.01, generator=g)
+    rbm = RBM(LayerSpec(kind="dense", visible_shape=(784,), hidden=500, visible_units=Units.make(1), hidden_units=Units.make(1)), init_std=0.01, generator=g)
     base = torch.zeros(784)
     full = len(default_betas())
-    pilot = ais_log_partition(rbm, base, 100, torch.linspace(0, 1, 201), torch.Generator(device).manual_seed(0), device)
+    pilot = ais_log_partition(rbm, base, 100, betas=torch.linspace(0, 1, 201), generator=torch.Generator(device).manual_seed(0), device=device)
     per_step = pilot.seconds / 200
     print(f"AIS 784-500, 100 runs: {per_step * 1e3:.2f} ms per annealing step ({device}, pilot of 200 steps)")
     if per_step * full <= budget:
-        res = ais_log_partition(rbm, base, 100, None, torch.Generator(device).manual_seed(1), device)
+        res = ais_log_partition(rbm, base, 100, betas=None, generator=torch.Generator(device).manual_seed(1), device=device)
         print(f"AIS full schedule ({full} betas): {res.seconds:.1f} s measured, log Z = {res.log_z:.3f} "
               f"[{res.log_z_low:.3f}, {res.log_z_high:.3f}]")
         return
     steps = max(200, int(budget / per_step / 2))
-    res = ais_log_partition(rbm, base, 100, torch.linspace(0, 1, steps + 1), torch.Generator(device).manual_seed(1), device)
+    res = ais_log_partition(rbm, base, 100, betas=torch.linspace(0, 1, steps + 1), generator=torch.Generator(device).manual_seed(1), device=device)
     print(f"AIS full schedule ({full} betas): ≈ {res.seconds / steps * (full - 1):.0f} s EXTRAPOLATED "
           f"from {steps} steps in {res.seconds:.1f} s")
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from rbmcli import fid, inception
+from rbmcli.eval import fid, inception
 
 
 def timed(fn):

@@ -29,11 +29,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rbmcli.allocator import keep_freed_memory
-from rbmcli.config import TrainConfig
-from rbmcli.data import load_dataset
-from rbmcli.sampling import generate, gibbs_step
-from rbmcli.train import Trainer, build_dbn
+from rbmcli.train.allocator import keep_freed_memory
+from rbmcli.train.config import TrainConfig
+from rbmcli.data.datasets import load_dataset
+from rbmcli.model.sampling import generate, gibbs_step
+from rbmcli.train.trainer import Trainer, build_dbn
 
 
 def timed(fn, repeat: int = 3) -> float:

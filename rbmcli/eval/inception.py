@@ -224,7 +224,7 @@ def build_inception(weights_path: str | Path, device: str | torch.device = "cpu"
 
     Weights are stored channels_last: oneDNN's convolutions then run about 1.5x faster on this
     project's CPU, with pool3 features equal to the contiguous network's within 1e-5
-    (`benchmarks/bench_fid.py` measures both layouts, docs/performance.md); on CUDA it is the
+    (`benchmarks/perf/bench_fid.py` measures both layouts, docs/performance.md); on CUDA it is the
     layout cuDNN's tensor-core kernels want."""
     net = fid_inception_v3()
     try:

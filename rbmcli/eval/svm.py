@@ -29,7 +29,7 @@ KERNELS = ("linear", "nystroem", "rbf")
 # C grids, ascending. Linear: 10^-4..1 in half decades (measured: the optimum for 500 RBM
 # features on 54k images sat at the old grid's lower edge, 0.01). Nyström (RBF features,
 # squared hinge): 0.01..10 in half decades. Exact RBF: libsvm, 8–12 minutes per C on 54k × 2,304
-# conv features at one thread (benchmarks/rbf_full.py); C = 10 was best of 3, 10, 30 for MNIST
+# conv features at one thread (benchmarks/experiments/rbf_full.py); C = 10 was best of 3, 10, 30 for MNIST
 # and Fashion-MNIST conv features (C = 1 was worse on the 10k screen).
 C_GRIDS = {"linear": (1e-4, 3e-4, 1e-3, 3e-3, 0.01, 0.03, 0.1, 0.3, 1.0),
            "nystroem": (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0), "rbf": (3.0, 10.0, 30.0)}

@@ -4,7 +4,7 @@ glibc serves an allocation above its mmap threshold with a fresh mmap and unmaps
 The threshold adapts upwards to the largest freed block but never past 32 MiB on 64-bit, so
 every tensor of 32 MiB or more (the first conv output of the 64×64 CelebA stack at batch 128 is
 128·64·32·32·4 B = 32 MiB) is mapped anew on every step and the kernel zero-fills its pages on
-first touch: measured ≈ 5× slower for such a layer (benchmarks/bench_alloc.py, docs/performance.md).
+first touch: measured ≈ 5× slower for such a layer (benchmarks/perf/bench_alloc.py, docs/performance.md).
 
 `keep_freed_memory()` turns mmap off for the heap (M_MMAP_MAX = 0) and stops trimming it
 (M_TRIM_THRESHOLD), so freed blocks are reused. The cost: the process keeps its peak memory
