@@ -1,3 +1,4 @@
+import os
 import signal
 
 import pytest
@@ -40,6 +41,18 @@ def pytest_collection_modifyitems(config, items):
         names = SLOW.get(item.path.name, [])
         if "*" in names or item.originalname in names:
             item.add_marker(pytest.mark.slow)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """With RBMCLI_NO_SKIPS=1 (set by CI, which installs every optional package and dataset)
+    a skipped test is a failure: a missing package must not hide a test."""
+    outcome = yield
+    report = outcome.get_result()
+    if os.environ.get("RBMCLI_NO_SKIPS") == "1" and report.skipped and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        report.outcome = "failed"
+        report.longrepr = f"skipped, but RBMCLI_NO_SKIPS=1 requires every test to run: {reason}"
 
 
 @pytest.fixture(autouse=True)

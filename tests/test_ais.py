@@ -55,8 +55,8 @@ def test_ais_matches_exact_log_z_binary(H, std):
     rbm = dense(25, H, std=std, seed=H)
     exact = exact_log_partition(rbm)
     res = ais_log_partition(rbm, torch.zeros(25), RUNS, betas=BETAS, generator=gen(H))
-    assert abs(res.log_z - exact) < 0.2, (res.log_z, exact)
-    assert res.log_z_low <= res.log_z <= res.log_z_high
+    assert abs(res.log_z - exact) < 0.04, (res.log_z, exact)  # the accuracy the guide states (measured ≤ 0.035)
+    assert res.log_z_low <= exact <= res.log_z_high  # and the ±3σ interval holds the truth
     assert res.log_weights.shape == (RUNS,) and res.seconds > 0
 
 
@@ -66,7 +66,8 @@ def test_ais_multinary_hidden_matches_enumeration(act):
     rbm = dense(9, 2, hu=Units.make(3, None, act), std=1.0, seed=3)
     exact = brute_log_z(rbm)
     res = ais_log_partition(rbm, torch.zeros(9), RUNS, betas=BETAS, generator=gen())
-    assert abs(res.log_z - exact) < 0.2, (res.log_z, exact)
+    assert abs(res.log_z - exact) < 0.04, (res.log_z, exact)
+    assert res.log_z_low <= exact <= res.log_z_high
     # The base model's hidden part is H·N fair coins.
     assert res.log_z_base == pytest.approx(9 * math.log(2) + 2 * 3 * math.log(2), abs=1e-12)
 
@@ -87,7 +88,8 @@ def test_reverse_ais_from_exact_samples_brackets_log_z():
     lower = fwd.log_z_base + float(fwd.log_weights.mean())
     upper = rev.log_z_base - float(rev.log_weights.mean())
     assert lower + 0.05 < exact < upper - 0.05, (lower, exact, upper)
-    assert abs(reverse_ais_log_partition(rbm, torch.zeros(12), v[:RUNS], betas=BETAS, generator=gen(3)).log_z - exact) < 0.2
+    rev = reverse_ais_log_partition(rbm, torch.zeros(12), v[:RUNS], betas=BETAS, generator=gen(3))
+    assert abs(rev.log_z - exact) < 0.04 and rev.log_z_low <= exact <= rev.log_z_high
 
 
 def test_target_equal_to_base_gives_closed_form_exactly():
@@ -170,5 +172,5 @@ def test_log_likelihood_exact_and_ais_paths():
     out = ais_log_likelihood(multi, v, n_runs=RUNS, betas=BETAS, generator=gen())
     expected = float(-multi.free_energy(v, exact=True).mean()) - brute_log_z(multi)
     assert out["method"] == "ais"
-    assert abs(out["mean_log_likelihood"] - expected) < 0.2
-    assert out["low"] <= out["mean_log_likelihood"] <= out["high"]
+    assert abs(out["mean_log_likelihood"] - expected) < 0.04
+    assert out["low"] <= expected <= out["high"]

@@ -241,7 +241,7 @@ def test_converted_weights_reproduce_the_torchscript_features(fid_weights):
         ours = model(images)[0].flatten(1)  # resizes to 299, maps [0, 1] to [-1, 1]
         theirs = scripted(F.interpolate(images, size=(299, 299), mode="bilinear") * 2 - 1)
     assert ours.shape == theirs.shape == (3, 2048)
-    assert (ours - theirs).abs().max().item() < 1e-4
+    assert (ours - theirs).abs().max().item() < 1e-5  # measured 3.7e-6 (features up to 3.9): the guide quotes 1e-5
 
 
 @needs_weights

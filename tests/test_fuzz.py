@@ -10,9 +10,8 @@ load ("accepted"). The same for damaged image files and a folder dataset with co
 
 import json
 import random
-import resource
+import math
 import struct
-import time
 import zlib
 
 import pytest
@@ -30,7 +29,6 @@ from rbmcli.train.trainer import build_dbn
 
 runner = CliRunner()
 SHAPE = (1, 4, 4)
-SLOW_CASE_S = 2.0  # every case is a parse and a refusal (or a 1-step sample of 2 images): far below this
 
 
 @pytest.fixture(scope="module")
@@ -183,17 +181,32 @@ def tensor_cases(tensors: dict, meta: dict, tmp_path):
     yield variant("huge-finite", lambda t: t[w].fill_(3e38)), True  # finite: loads, samples saturate
 
 
+@pytest.fixture
+def largest_allocation(monkeypatch):
+    """The most elements any torch.randn/rand/zeros/ones/empty/full call asked for while the test
+    ran (a list of one int): where a model is built from a file, it is built by these."""
+    seen = [0]
+    for name in ("randn", "rand", "zeros", "ones", "empty", "full"):
+        def spy(*args, _real=getattr(torch, name), **kwargs):
+            shape = args[0] if args and isinstance(args[0], (tuple, list, torch.Size)) else args
+            if name != "full" or shape is not args:
+                try:
+                    seen[0] = max(seen[0], math.prod(int(x) for x in shape))
+                except (TypeError, ValueError):
+                    pass
+            return _real(*args, **kwargs)
+        monkeypatch.setattr(torch, name, spy)
+    return seen
+
+
 def sample(path, out):
-    t0 = time.time()
-    r = runner.invoke(app, ["sample", str(path), "-o", str(out), "-n", "2", "--steps", "1", "--device", "cpu"])
-    return r, time.time() - t0
+    return runner.invoke(app, ["sample", str(path), "-o", str(out), "-n", "2", "--steps", "1", "--device", "cpu"])
 
 
-def check(r, seconds, name, may_load) -> str:
+def check(r, name, may_load) -> str:
     """'refused' (exit 1, one Error line) or 'accepted' (exit 0, allowed for this case)."""
     assert r.exception is None or isinstance(r.exception, SystemExit), (name, repr(r.exception))
     assert "Traceback" not in r.output, (name, r.output)
-    assert seconds < SLOW_CASE_S, (name, seconds)
     if r.exit_code == 0:
         assert may_load, (name, "loaded a broken file")
         return "accepted"
@@ -202,7 +215,7 @@ def check(r, seconds, name, may_load) -> str:
     return "refused"
 
 
-def test_fuzzed_checkpoints_are_refused_with_one_line(valid, tmp_path):
+def test_fuzzed_checkpoints_are_refused_with_one_line(valid, tmp_path, largest_allocation):
     raw, header, data = valid
     tensors, meta = load_model_tensors(tmp_path, raw)
     cases = list(byte_cases(raw, header, data))
@@ -210,18 +223,16 @@ def test_fuzzed_checkpoints_are_refused_with_one_line(valid, tmp_path):
     cases += [(name, b, False) for name, b in metadata_cases(header, data)]
     cases += [(name, b, ok) for (name, b), ok in tensor_cases(tensors, meta, tmp_path)]
     assert len({name for name, _, _ in cases}) == len(cases) >= 250
-    peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB
     outcomes = {}
     for i, (name, content, may_load) in enumerate(cases):
         path = tmp_path / f"case{i}.safetensors"
         path.write_bytes(content)
-        outcome = check(*sample(path, tmp_path / f"case{i}.png"), name, may_load)
+        outcome = check(sample(path, tmp_path / f"case{i}.png"), name, may_load)
         outcomes.setdefault(outcome, []).append(name)
         if outcome == "accepted":
             dbn, _ = load_model(path)  # what loads is a complete model with finite parameters
             assert all(torch.isfinite(p).all() for p in dbn.parameters()), name
-    grown_mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak_before) / 1024
-    assert grown_mib < 300, grown_mib  # the declared 4 TB / 10^9-unit models were refused before allocating
+    assert largest_allocation[0] < 10**7, largest_allocation  # the declared 4 TB / 10^9-unit models: refused before allocating
     print({k: len(v) for k, v in outcomes.items()}, outcomes.get("accepted"))
     assert len(outcomes["refused"]) > 200
     assert not any(n.startswith(("truncate", "header-length", "dtype", "shape", "offsets", "format", "model",
@@ -240,21 +251,24 @@ def load_model_tensors(tmp_path, raw):
 def test_valid_checkpoint_samples(valid, tmp_path):
     path = tmp_path / "m.safetensors"
     path.write_bytes(valid[0])
-    r, _ = sample(path, tmp_path / "s.png")
+    r = sample(path, tmp_path / "s.png")
     assert r.exit_code == 0, r.output
     assert Image.open(tmp_path / "s.png").size[0] > 4
 
 
-def test_huge_declared_model_is_refused_before_allocating(valid, tmp_path):
+def test_huge_declared_model_is_refused_before_allocating(valid, tmp_path, largest_allocation):
     """A layer spec declaring 10^9 hidden units (a 16 GB weight) with the small tensors: refused
-    from the header alone, quickly, and the process does not grow."""
+    from the header alone, before any tensor of the model's size is asked for."""
     _, header, data = valid
     path = tmp_path / "huge.safetensors"
     path.write_bytes(pack(with_model(header, layer_edit(1, "hidden", 10**9)), data))
-    before, t0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, time.time()
     with pytest.raises(RbmError, match="tensors do not match|shape"):
         load_model(path)
-    assert time.time() - t0 < 1 and resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 100 * 1024
+    assert largest_allocation[0] < 10**6, largest_allocation
+    good = tmp_path / "valid.safetensors"
+    good.write_bytes(valid[0])
+    load_model(good)
+    assert largest_allocation[0] > 0  # the spy sees a model being built
 
 
 # --- images for `rbm reconstruct` ------------------------------------------------------------------
@@ -301,10 +315,9 @@ def test_damaged_images_for_reconstruct_are_refused(valid, tmp_path):
     ckpt.write_bytes(valid[0])
     outcomes = {}
     for i, (name, path, may_load) in enumerate(image_cases(tmp_path)):
-        t0 = time.time()
         r = runner.invoke(app, ["reconstruct", str(ckpt), str(path), "-o", str(tmp_path / f"r{i}.png"),
                                 "--device", "cpu"])
-        outcome = check(r, time.time() - t0, name, may_load)
+        outcome = check(r, name, may_load)
         outcomes.setdefault(outcome, []).append(name)
     print({k: len(v) for k, v in outcomes.items()}, outcomes.get("accepted"))
     assert {n for n in outcomes["refused"] if n.startswith("bomb")} == {"bomb-100000x100000.png",

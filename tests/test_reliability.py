@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -251,10 +252,18 @@ def test_out_under_a_regular_file_fails_before_training(tmp_path):
     assert "cannot write the run folder" in one_error_line(r, 1)
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores directory permissions")
-def test_out_under_a_read_only_folder_fails_before_training(tmp_path):
+def test_out_under_a_read_only_folder_fails_before_training(tmp_path, monkeypatch):
     ro = tmp_path / "ro"
     ro.mkdir(mode=0o500)
+    if os.geteuid() == 0:  # root ignores permission bits (CI runs as root): refuse as the kernel does for a user
+        real_mkdir = Path.mkdir
+
+        def denied(self, *args, **kwargs):
+            if ro in self.parents:
+                raise PermissionError(13, "Permission denied", str(self))
+            return real_mkdir(self, *args, **kwargs)
+
+        monkeypatch.setattr(Path, "mkdir", denied)
     try:
         r = run("train", *ARGS, "--out", ro / "run")
         assert "cannot write the run folder" in one_error_line(r, 1)
