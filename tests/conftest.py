@@ -29,6 +29,7 @@ SLOW = {
     "test_celeba_e2e.py": ["*"],
     "test_cli_train.py": ["test_train_on_real_mnist_writes_a_run"],
     "test_generate.py": ["test_trained_model_reconstructs_better_than_untrained"],
+    "test_trainer_options.py": ["test_bf16_and_channels_last_train_like_fp32", "test_rbm_report_end_to_end"],
 }
 
 

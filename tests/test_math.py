@@ -201,6 +201,81 @@ def test_full_kernel_conv_equals_dense():
     assert torch.allclose(conv.free_energy(v), lin.free_energy(v.flatten(1)))
 
 
+def unfolded(conv):
+    """The conv layer's physical parameters written out as a dense RBM's, by explicit loops:
+    U (V, H) with U[(c, y, x), (o, i, j)] = W[o, c, ki, kj] where y = i·s − p + ki and
+    x = j·s − p + kj fall inside the image, and the biases repeated per position."""
+    s = conv.spec
+    (C, Hi, Wi), (O, Ho, Wo) = s.visible_shape, s.hidden_shape
+    W, a, b = (t.detach() for t in conv.physical())
+    U = torch.zeros(C, Hi, Wi, O, Ho, Wo)
+    for o, i, j, c, ki, kj in itertools.product(range(O), range(Ho), range(Wo), range(C), range(s.kernel), range(s.kernel)):
+        y, x = i * s.stride - s.padding + ki, j * s.stride - s.padding + kj
+        if 0 <= y < Hi and 0 <= x < Wi:
+            U[c, y, x, o, i, j] += W[o, c, ki, kj]
+    return U.reshape(C * Hi * Wi, O * Ho * Wo), a.repeat_interleave(Hi * Wi), b.repeat_interleave(Ho * Wo)
+
+
+def test_strided_padded_conv_equals_its_unfolded_dense_rbm():
+    """Stride 2, padding 1, kernel 4 on a 7×9 image with 3 channels and 5 hidden channels (a 3×4
+    map), distinct unit families: the pre-activations both ways, and the free energy, mean
+    activities and loss gradient of a dense RBM holding the unfolded parameters."""
+    vu, hu = Units.make(3), Units.make(5)
+    conv = _conv(3, (7, 9), 5, 4, 2, 1, vu, hu)
+    assert conv.spec.hidden_shape == (5, 3, 4)
+    U, a, b = unfolded(conv)
+    v = torch.randint(0, 4, (4, 3, 7, 9), generator=torch.Generator().manual_seed(1)).double()
+    h = torch.rand(4, 5, 3, 4, generator=torch.Generator().manual_seed(2)) * 5
+    assert torch.allclose(conv.hidden_input(v).flatten(1), b + v.flatten(1) @ U)
+    assert torch.allclose(conv.visible_input(h).flatten(1), a + h.flatten(1) @ U.t())
+    lin = dense(189, 60, vu, hu)
+    with torch.no_grad():
+        lin.weight.copy_(U * lin.scale)
+        lin.visible_bias.copy_(a * vu.k)
+        lin.hidden_bias.copy_(b * hu.k)
+    assert torch.allclose(conv.free_energy(v), lin.free_energy(v.flatten(1)))
+    assert torch.allclose(conv.hidden_mean(v).flatten(1), lin.hidden_mean(v.flatten(1)))
+    assert torch.allclose(conv.visible_mean(h).flatten(1), lin.visible_mean(h.flatten(1)))
+    v_neg = meanfield_reconstruction(conv, v)
+    assert torch.allclose(v_neg.flatten(1), meanfield_reconstruction(lin, v.flatten(1)))
+    (g_conv,) = torch.autograd.grad(contrastive_loss(conv, v, v_neg), conv.weight)
+    (g_lin,) = torch.autograd.grad(contrastive_loss(lin, v.flatten(1), v_neg.flatten(1)), lin.weight)
+    # chain rule through the unfolding: dL/dW[o,c,ki,kj] sums dL/dU over the positions it feeds
+    g_u = (g_lin * lin.scale).reshape(3, 7, 9, 5, 3, 4)  # dL/dU, U physical
+    back = torch.zeros_like(conv.weight)
+    for o, i, j, c, ki, kj in itertools.product(range(5), range(3), range(4), range(3), range(4), range(4)):
+        y, x = i * 2 - 1 + ki, j * 2 - 1 + kj
+        if 0 <= y < 7 and 0 <= x < 9:
+            back[o, c, ki, kj] += g_u[c, y, x, o, i, j] / conv.scale  # W physical = W̃ / s
+    assert torch.allclose(g_conv, back)
+
+
+def test_dbn_down_is_the_mean_pass_written_out():
+    """DBN.down from the top hidden layer of conv → dense → dense equals f_v(a + hWᵀ) applied
+    layer by layer with f(x) = N·σ(kx) written here, the conv layer through its unfolding."""
+    specs = build_specs("conv:5:4:2:1,dense:7,dense:3", (3, 7, 9), Units.make(15), Units.make(5))
+    dbn = DBN(specs, 0.3, torch.Generator().manual_seed(3)).double()
+    with torch.no_grad():
+        for layer in dbn.layers:
+            layer.visible_bias.normal_(0, 1, generator=torch.Generator().manual_seed(4))
+    top = torch.rand(6, 3, generator=torch.Generator().manual_seed(5)) * 5
+
+    def f(units, x):
+        return units.n * torch.sigmoid(units.k * x)
+
+    x = top
+    for layer in reversed(dbn.layers):
+        if layer.spec.is_dense:
+            W, a, _ = (t.detach() for t in layer.physical())
+        else:
+            W, a, _ = unfolded(layer)  # (V, H): the orientation of a dense layer's weight
+        x = f(layer.spec.visible_units, a + x.flatten(1) @ W.t())
+    with torch.no_grad():
+        down = dbn.down(top)
+    assert down.shape == (6, 3, 7, 9)
+    assert torch.allclose(down.flatten(1), x)
+
+
 def test_conv_and_transposed_conv_are_adjoint():
     conv = _conv(3, (7, 9), 5, 4, 2, 1)
     with torch.no_grad():
