@@ -8,11 +8,10 @@ import torch
 from typer.testing import CliRunner
 
 from rbmcli.cli import app
-from rbmcli.data.batches import load_training_images
 from rbmcli.data.datasets import load_dataset
 from rbmcli.train.checkpoint import load_model
 from rbmcli.train.config import TrainConfig
-from rbmcli.train.trainer import train
+from rbmcli.train.trainer import load_training_images, train
 
 runner = CliRunner()
 

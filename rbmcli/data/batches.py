@@ -1,12 +1,9 @@
-"""Training batches: the images as uint8, their binarisation, their order, and the map from
-pixels to visible values."""
+"""Images as a model sees them: their binarisation, their order within an epoch, and the map
+from uint8 pixels to visible values."""
 
 from __future__ import annotations
 
 import torch
-
-from rbmcli.train.config import TrainConfig
-from rbmcli.errors import RbmError
 
 
 def to_visible(images: torch.Tensor, n_visible: int) -> torch.Tensor:
@@ -24,16 +21,6 @@ def binarize(images: torch.Tensor, how: str, seed: int) -> torch.Tensor:
         g = torch.Generator().manual_seed(seed)
         return (torch.rand(images.shape, generator=g) < images.float() / 255).to(torch.uint8) * 255
     return images
-
-
-def load_training_images(cfg: TrainConfig, split: str = "train", progress=None) -> torch.Tensor:
-    """The training images as uint8 (n, C, H, W), limited and binarised as configured."""
-    from rbmcli.data.datasets import load_dataset
-
-    ds = load_dataset(cfg.dataset, split, cfg.data_dir, size=cfg.size, limit=cfg.limit, download=cfg.download, seed=cfg.seed)
-    if cfg.batch_size > len(ds.images):
-        raise RbmError(f"--batch-size {cfg.batch_size} is larger than the {len(ds.images)} training images", usage=True)
-    return binarize(ds.images, cfg.binarize, cfg.seed)
 
 
 def epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:

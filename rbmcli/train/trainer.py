@@ -15,7 +15,8 @@ from typing import Callable
 
 import torch
 
-from rbmcli.data.batches import binarize, epoch_permutation, load_training_images, to_visible  # noqa: F401
+from rbmcli.data.batches import binarize, epoch_permutation, to_visible
+from rbmcli.data.datasets import load_dataset
 from rbmcli.train.checkpoint import load_model, load_state, save_model, save_state, state_path
 from rbmcli.train.config import TrainConfig
 from rbmcli.train.run_folder import MODEL_FILE, check_run_dir, default_run_dir, prepare_run_dir, read_metrics
@@ -53,6 +54,14 @@ def check_choices(cfg: TrainConfig) -> None:
     parse_arch(cfg.arch)
     for n in (cfg.visible_units, cfg.hidden_units):
         Units.make(n, cfg.k if n > 1 else None, cfg.activation)
+
+
+def load_training_images(cfg: TrainConfig, split: str = "train", progress=None) -> torch.Tensor:
+    """The training images as uint8 (n, C, H, W), limited and binarised as configured."""
+    ds = load_dataset(cfg.dataset, split, cfg.data_dir, size=cfg.size, limit=cfg.limit, download=cfg.download, seed=cfg.seed)
+    if cfg.batch_size > len(ds.images):
+        raise RbmError(f"--batch-size {cfg.batch_size} is larger than the {len(ds.images)} training images", usage=True)
+    return binarize(ds.images, cfg.binarize, cfg.seed)
 
 
 def build_dbn(cfg: TrainConfig, input_shape: tuple[int, int, int]) -> DBN:
