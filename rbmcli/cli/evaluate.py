@@ -128,7 +128,7 @@ def _fid_between(folders: tuple[Path, Path], weights: Optional[str], device: str
     """(source text, [the FID row]) between two folders or .npz statistics."""
     import time
 
-    from rbmcli.eval.evaluate import Row
+    from rbmcli.eval.row import Row
     from rbmcli.eval.fid import fid_between_paths
 
     real, fake = folders

@@ -98,7 +98,7 @@ def mean_hue_baseline(gray: torch.Tensor, hue: float, saturation: float) -> torc
 
 def colorize_rows(ckpt: Path, data: DemoData, name: str) -> list:
     """Rows colorize_hue_error_deg and colorize_within_18deg_percent (model; baselines in details)."""
-    from rbmcli.eval.evaluate import Row
+    from rbmcli.eval.row import Row
     from rbmcli.generate.reconstruct import to_gray
     from rbmcli.eval.hue import colorization_score, stroke_hue_statistics
 
@@ -123,7 +123,7 @@ def colorize_rows(ckpt: Path, data: DemoData, name: str) -> list:
 def occlusion_rows(ckpt: Path, data: DemoData, name: str) -> list:
     """Rows occlusion_band_rmse (restored; the occluded input's in details) and, for labelled
     data, occlusion_accuracy_percent (restored; clean, occluded, reconstructed clean in details)."""
-    from rbmcli.eval.evaluate import Row
+    from rbmcli.eval.row import Row
     from rbmcli.eval.occlusion import bar_height, band_rmse, occlude
 
     t0 = time.time()
@@ -152,7 +152,7 @@ def hue_match_row(ckpt: Path, data: DemoData, name: str):
     """Row sample_hue_match_percent: samples from noise whose median stroke hue matches the hue
     of the class the classifier reads from their luminance."""
     from rbmcli.data.colored import class_hue
-    from rbmcli.eval.evaluate import Row
+    from rbmcli.eval.row import Row
     from rbmcli.generate.samples import sample_images
     from rbmcli.eval.hue import class_hue_match
 

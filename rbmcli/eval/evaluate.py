@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -16,6 +16,7 @@ import torch
 
 from rbmcli.train.checkpoint import load_model
 from rbmcli.errors import RbmError
+from rbmcli.eval.row import Row
 from rbmcli.data.batches import binarize, to_visible
 from rbmcli.train.devices import resolve_device
 from rbmcli.train.run_folder import MODEL_FILE
@@ -66,17 +67,6 @@ class EvalOptions:
                     "--hue-samples": (self.hue_samples, 1, MAX_COUNT),
                     "--recon-steps": (self.recon_steps, 0, MAX_COUNT)})
         return self
-
-
-@dataclass
-class Row:
-    metric: str
-    value: float
-    details: dict = field(default_factory=dict)
-    seconds: float = 0.0
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def latest_checkpoint(runs: Path = Path("runs")) -> Path:
