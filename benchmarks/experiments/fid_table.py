@@ -66,6 +66,8 @@ def main() -> None:
         cfg, shape = info["config"], info["input_shape"]
         dataset, n_units = cfg["dataset"], cfg["visible_units"]
         units = f"N={n_units}" if cfg["hidden_units"] == n_units else f"N={n_units} visible, {cfg['hidden_units']} hidden"
+        if cfg.get("binary_top"):
+            units += ", binary top"
         label = f"{cfg['arch']}, {units}, {cfg['negatives']}, lr {cfg['lr']} {cfg['lr_decay']}, {cfg['epochs']} ep"
         real, n_real = real_statistics(inception, dataset, "train", args.n, shape[-1], shape[0])
         result = sample_images(args.checkpoint, args.n, steps=args.steps, seed=args.seed, device="cpu")
