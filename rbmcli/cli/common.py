@@ -103,9 +103,3 @@ def task_progress(quiet: bool):
         progress.update(tasks[task], completed=done, total=total)
 
     return progress, update
-
-
-def device(name: str):
-    from rbmcli.train.devices import resolve_device
-
-    return resolve_device(name)

@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from rbmcli.cli.common import device as resolve, err, esc, out, task_progress
+from rbmcli.cli.common import err, esc, out, task_progress
 from rbmcli.errors import RbmError
 
 
@@ -69,8 +69,9 @@ def evaluate(
     with progress:
         if save_stats:
             from rbmcli.eval.fid import save_folder_statistics
+            from rbmcli.train.devices import resolve_device
 
-            written = save_folder_statistics(paths[0], paths[1], weights=weights, device=str(resolve(device)),
+            written = save_folder_statistics(paths[0], paths[1], weights=weights, device=str(resolve_device(device)),
                                              progress=lambda d, t: update("FID statistics", d, t))
             out.print(f"wrote {esc(written)}")
             return
@@ -130,8 +131,9 @@ def _fid_between(folders: tuple[Path, Path], weights: Optional[str], device: str
 
     from rbmcli.eval.row import Row
     from rbmcli.eval.fid import fid_between_paths
+    from rbmcli.train.devices import resolve_device
 
     real, fake = folders
     t0 = time.time()
-    value = fid_between_paths(real, fake, weights=weights, device=str(resolve(device)), progress=lambda d, t: update("FID", d, t))
+    value = fid_between_paths(real, fake, weights=weights, device=str(resolve_device(device)), progress=lambda d, t: update("FID", d, t))
     return f"{real} vs {fake}", [Row("fid", value, {"real": str(real), "fake": str(fake)}, time.time() - t0)]
