@@ -77,10 +77,11 @@ def test_same_seed_same_weights_and_different_seed_differs(tmp_path):
     assert not torch.equal(w[0], w[2])
 
 
-@pytest.mark.parametrize("negatives,mode", [("meanfield", "joint"), ("pcd", "detached"), ("cd", "greedy")])
-def test_resume_equals_uninterrupted(tmp_path, negatives, mode):
+@pytest.mark.parametrize("negatives,mode,center", [("meanfield", "joint", False), ("pcd", "detached", False),
+                                                   ("cd", "greedy", False), ("pcd", "detached", True)])
+def test_resume_equals_uninterrupted(tmp_path, negatives, mode, center):
     images = patterns(200)
-    c = cfg(arch="dense:7,dense:5", negatives=negatives, mode=mode, epochs=2, save_every=0)
+    c = cfg(arch="dense:7,dense:5", negatives=negatives, mode=mode, epochs=2, save_every=0, center=center)
     full = train(c, tmp_path / "full", images=images)
     # Stop after 13 steps (mid-epoch: 10 steps per epoch), then resume to the end.
     resumed = interrupted_then_resumed(c, tmp_path / "part", images, after=13).run()
@@ -88,6 +89,7 @@ def test_resume_equals_uninterrupted(tmp_path, negatives, mode):
     b = load_model(resumed.checkpoint)[0].state_dict()
     for name in a:
         assert torch.equal(a[name], b[name]), name
+    assert bool(a["layers.1.visible_offset"].any()) == center  # the offsets moved, and resumed exactly
     assert resumed.epochs_done == full.epochs_done == c.epochs * (2 if mode == "greedy" else 1)
 
 
@@ -215,7 +217,7 @@ def test_weight_decay_shrinks_weights_not_biases_by_lr_lambda():
         sum(dbn_losses(dbn, v)).backward()
         opt.step()
         after[lam] = {n: p.detach().clone() for n, p in dbn.named_parameters()}
-    w0 = base.state_dict()
+    w0 = {n: p.detach() for n, p in base.named_parameters()}  # parameters, not the offset buffers
     for name, w in w0.items():
         want = after[0.0][name] - (0.05 * 0.7 * w if name.endswith("weight") else 0)
         assert torch.allclose(after[0.7][name], want, atol=1e-6), name

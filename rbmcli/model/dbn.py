@@ -108,6 +108,21 @@ class DBN(nn.Module):
         return h
 
     @torch.no_grad()
+    def move_offsets(self, v: torch.Tensor, rate: float, reduce=None) -> None:
+        """Move the centering offset μ of every dense layer above the first toward the mean of
+        its input (layer l's hidden means of the batch v (B, *input_shape) in 0..N_v):
+        μ ← μ + rate·(⟨input⟩ − μ), the model unchanged (RBM.move_offset). The offsets follow
+        the inputs as the layers below learn (Melchior, Fischer & Wiskott 2016). reduce, if
+        given, maps each batch mean to the mean over data-parallel processes."""
+        for i, layer in enumerate(self.layers):
+            v = layer.flatten_input(v)
+            if i > 0 and layer.spec.is_dense:
+                mean = v.reshape(v.shape[0], -1).mean(0)
+                layer.move_offset(reduce(mean) if reduce else mean, rate)
+            if i < len(self.layers) - 1:
+                v = layer.hidden_mean(v)
+
+    @torch.no_grad()
     def init_visible_biases(self, v: torch.Tensor) -> None:
         """Set each layer's visible bias so that its visible mean at zero hidden input is the
         mean of its input (Hinton's practical guide §8: a_i = log(p_i / (1 − p_i)) for binary

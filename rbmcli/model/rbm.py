@@ -97,20 +97,49 @@ class RBM(nn.Module):
         self.weight = nn.Parameter(torch.randn(spec.weight_shape, generator=generator) * init_std)
         self.visible_bias = nn.Parameter(torch.zeros(spec.visible_shape[0]))
         self.hidden_bias = nn.Parameter(torch.zeros(spec.hidden))
+        # μ of the centered energy (see `centered`); zero: the paper's uncentered layer.
+        self.register_buffer("visible_offset", torch.zeros(spec.visible_shape[0]))
         vu, hu = spec.visible_units, spec.hidden_units
         self.scale = math.sqrt(vu.k * vu.n * hu.k * hu.n * spec.fan_in)  # s: physical W = W̃ / s
 
     # --- physical parameters -------------------------------------------------------------
     def physical(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(W, a, b) of the paper: W̃/s, ã/k_v, b̃/k_h."""
+        """(W, a, b) of the paper: W̃/s, ã/k_v, b̃/k_h − μW (dense; the uncentered layer with
+        the same energy, see `centered`)."""
         s = self.spec
-        return self.weight / self.scale, self.visible_bias / s.visible_units.k, self.hidden_bias / s.hidden_units.k
+        W, b = self.weight / self.scale, self.hidden_bias / s.hidden_units.k
+        if s.is_dense:
+            b = b - self.visible_offset @ W
+        return W, self.visible_bias / s.visible_units.k, b
+
+    # --- centering (Montavon & Müller 2012) ----------------------------------------------
+    def centered(self, v: torch.Tensor) -> torch.Tensor:
+        """v − μ, shape of v (B, *visible_shape): the visible state the weights see in the
+        centered energy E(v, h) = −a·v − b·h − (v − μ)Wh. For a fixed μ this is the same family
+        of models as the paper's (b ← b − μW); what changes is the gradient ⟨(v − μ)h⟩: with μ
+        the mean of the layer's input, the weights follow the covariance of v and h, not the
+        mean activity that every input shares. μ = 0 (the default) is the paper's layer."""
+        mu = self.visible_offset
+        return v.reshape(v.shape[0], -1) - mu if self.spec.is_dense else v - mu.view(-1, 1, 1)
+
+    @torch.no_grad()
+    def move_offset(self, mean: torch.Tensor, rate: float) -> None:
+        """μ ← μ + rate·(mean − μ), and b ← b + (μ_new − μ)W so that the model (every
+        conditional and free energy) is unchanged: only the parametrisation moves. Dense only;
+        mean (V,) in the visible units' 0..N_v."""
+        if not self.spec.is_dense:
+            raise ValueError("centering offsets are defined for dense layers only")
+        step = rate * (mean.to(self.visible_offset) - self.visible_offset)
+        self.hidden_bias += self.spec.hidden_units.k * (step @ (self.weight / self.scale))
+        self.visible_offset += step
 
     # --- connection: the only place dense and conv differ --------------------------------
     def hidden_input(self, v: torch.Tensor) -> torch.Tensor:
-        """x = b + vW, shape (B, *hidden_shape); v of shape (B, *visible_shape)."""
+        """x = b + (v − μ)W, shape (B, *hidden_shape); v of shape (B, *visible_shape); μ = 0
+        unless the layer is centered."""
         s = self.spec
         b = self.hidden_bias / s.hidden_units.k
+        v = self.centered(v)
         if torch.is_autocast_enabled(v.device.type):
             # bf16: only the product is low precision; the bias is added (and its gradient, a
             # sum over the batch, reduced) in float32, else that gradient is mostly rounding.

@@ -1,7 +1,9 @@
 """Checkpoints: safetensors tensors plus string metadata that describe the model.
 
 Model file (`model.safetensors`): tensors `layers.{i}.weight`, `layers.{i}.visible_bias`,
-`layers.{i}.hidden_bias` (natural parameters, float32); metadata `format` = FORMAT,
+`layers.{i}.hidden_bias` (natural parameters, float32) and, for a centered layer only,
+`layers.{i}.visible_offset` (its μ; absent means zero, so files of uncentered models are
+those of earlier releases); metadata `format` = FORMAT,
 `rbmcli_version`, `model` (JSON: input_shape and the layer specs), `config` (the TrainConfig
 JSON), `dataset`, `size`, `epoch`, `step`. Training state (`*.state.safetensors`): Adam moments
 `optim.{name}.exp_avg|exp_avg_sq|step`, generator states `rng.{name}` and persistent chains
@@ -28,6 +30,7 @@ from rbmcli.model.units import Units
 FORMAT = "rbmcli-dbn/1"
 STATE_FORMAT = "rbmcli-state/1"
 MAX_HEADER = 100 * 1024 * 1024  # safetensors header bigger than this is not a checkpoint of ours
+OFFSET = "visible_offset"  # the centering offset's tensor name within a layer
 MAX_SIDE = 4096  # input images larger than this are not a model of ours (bounds sampling memory)
 
 
@@ -46,7 +49,8 @@ def model_metadata(dbn: DBN, input_shape: tuple[int, ...], extra: dict[str, str]
 
 def save_model(path: Path, dbn: DBN, input_shape: tuple[int, ...], extra: dict[str, str]) -> None:
     """Save the DBN's parameters (float32) and its self-description."""
-    tensors = {k: v.float() for k, v in dbn.state_dict().items()}
+    tensors = {k: v.float() for k, v in dbn.state_dict().items()
+               if not (k.endswith(OFFSET) and not v.any())}
     atomic_save(tensors, path, model_metadata(dbn, input_shape, extra))
 
 
@@ -92,6 +96,8 @@ def load_model(path: Path) -> tuple[DBN, dict]:
             raise ValueError("config is not a JSON object")
     except Exception as e:  # also a usage RbmError from Units/conv_out: here it is a bad file (exit 1)
         raise RbmError(f"{path}: malformed model description in metadata ({type(e).__name__}: {e})"[:300]) from None
+    for i, s in enumerate(specs):  # an uncentered layer's offset is not stored: zero
+        tensors.setdefault(f"layers.{i}.{OFFSET}", torch.zeros(s.visible_shape[0], dtype=torch.float32))
     if set(tensors) != set(expected):
         missing, extra = sorted(set(expected) - set(tensors)), sorted(set(tensors) - set(expected))
         raise RbmError(f"{path}: tensors do not match the model (missing {missing[:3]}, unexpected {extra[:3]})")
@@ -127,7 +133,7 @@ def _tensor_shapes(specs: list[LayerSpec], input_shape: tuple) -> dict[str, tupl
             if Units.make(u.n, u.k, u.activation) != u:
                 raise ValueError(f"layer {i} has invalid units {u}")
         shapes.update({f"layers.{i}.weight": s.weight_shape, f"layers.{i}.visible_bias": (s.visible_shape[0],),
-                       f"layers.{i}.hidden_bias": (s.hidden,)})
+                       f"layers.{i}.hidden_bias": (s.hidden,), f"layers.{i}.{OFFSET}": (s.visible_shape[0],)})
         below = s.hidden_shape
     return shapes
 

@@ -18,9 +18,9 @@ RECIPES = {
     # top RBM's hidden units are binary, so its Gibbs chain is noisy enough to move between
     # modes, and it learns from persistent chains with a decaying rate.
     "generate": {"negatives": "pcd", "lower_negatives": "meanfield", "lr": 0.01, "lr_decay": "linear", "epochs": 10,
-                 "binary_top": True},
+                 "binary_top": True, "center": True},
     # The paper's: mean-field reconstructions, Adam at 0.03, every hidden layer the same units.
-    "paper": {"negatives": "meanfield", "lr": 0.03, "lr_decay": "none", "epochs": 5, "binary_top": False},
+    "paper": {"negatives": "meanfield", "lr": 0.03, "lr_decay": "none", "epochs": 5, "binary_top": False, "center": False},
 }
 
 
@@ -37,6 +37,7 @@ class TrainConfig:
     binarize: str = "none"  # N_v = 1 only: none (intensities as probabilities), threshold, sample
     recipe: str = "generate"  # generate or paper: the defaults of the fields marked "recipe" (RECIPES)
     binary_top: bool | None = None  # recipe: the top layer's hidden units are binary (N = 1) unless --arch gives @N
+    center: bool | None = None  # recipe: dense layers above the first see their input minus its running mean (centered energy; generate yes, paper no)
     negatives: str | None = None  # recipe: the top layer's negatives: meanfield (paper), cd (CD-k) or pcd (persistent chains)
     lower_negatives: str | None = None  # the negatives of the layers below the top (recipe generate: meanfield; else as negatives)
     gibbs_steps: int = 1  # k of CD-k / PCD-k
@@ -84,6 +85,7 @@ class TrainConfig:
         known = {f.name for f in fields(cls)}
         data = {k: v for k, v in json.loads(text).items() if k in known}
         data.setdefault("recipe", "paper")  # configs written before recipes existed
+        data.setdefault("center", False)  # nor centering
         return cls(**data)
 
     def validate(self) -> "TrainConfig":

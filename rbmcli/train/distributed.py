@@ -60,3 +60,12 @@ def all_mean(values: list[float], world: World) -> list[float]:
     t = torch.tensor(values, dtype=torch.float64)
     dist.all_reduce(t, op=dist.ReduceOp.SUM)
     return (t / world.size).tolist()
+
+
+def all_mean_tensor(t: torch.Tensor, world: World) -> torch.Tensor:
+    """Mean over ranks of a tensor (itself for one process)."""
+    if world.size == 1:
+        return t
+    t = t.clone()
+    dist.all_reduce(t, op=dist.ReduceOp.SUM)
+    return t / world.size

@@ -23,13 +23,14 @@ from rbmcli.train.run_folder import MODEL_FILE, check_run_dir, default_run_dir, 
 from rbmcli.train.devices import resolve_device, stage_images
 from rbmcli.model.activity import activity_fractions, unit_activity
 from rbmcli.model.dbn import DBN, build_specs, parse_arch
-from rbmcli.train.distributed import all_mean, average_gradients, init_world, rank_slice
+from rbmcli.train.distributed import all_mean, all_mean_tensor, average_gradients, init_world, rank_slice
 from rbmcli.errors import RbmError
 from rbmcli.files import copy_atomic, write_atomic
 from rbmcli.model.loss import MODES, dbn_losses
 from rbmcli.model.sampling import NEGATIVES, generate
 from rbmcli.model.units import Units
 
+OFFSET_EVERY, OFFSET_RATE = 10, 0.1  # centering offsets move every 10 steps by a tenth (DBN.move_offsets)
 INIT_IMAGES = 4096  # images whose mean sets the visible biases (--visible-bias-init data)
 MAX_PARAMETERS = 2**30  # float32 parameters of a model (4 GiB, before Adam's two moments)
 
@@ -133,6 +134,9 @@ class Trainer:
         self.dbn = build_dbn(cfg, self.input_shape).to(self.device)
         if cfg.visible_bias_init == "data" and not resume:
             self.dbn.init_visible_biases(to_visible(self.images[:INIT_IMAGES].to(self.device), cfg.visible_units))
+        self.center = cfg.center and any(s.is_dense for s in self.dbn.specs[1:])
+        if self.center and not resume:
+            self.dbn.move_offsets(to_visible(self.images[:INIT_IMAGES].to(self.device), cfg.visible_units), 1.0)
         self.names = [n for n, _ in self.dbn.named_parameters()]
         # The fused kernel halves Adam's cost on the CPU (measured 134 vs 280 µs for 784×500).
         self.opt = make_optimiser(self.dbn, cfg, fused=self.device.type in ("cpu", "cuda"))
@@ -229,6 +233,8 @@ class Trainer:
                 for group in self.opt.param_groups:
                     group["lr"] = learning_rate(cfg.lr, cfg.lr_decay, self.step, epochs * steps_per_epoch)
                 values = self.train_step(v, layers)
+                if self.center and (self.step + 1) % OFFSET_EVERY == 0:
+                    self.dbn.move_offsets(v, OFFSET_RATE, reduce=lambda t: all_mean_tensor(t, self.world))
                 sums = values if sums is None else [a + b for a, b in zip(sums, values)]
                 count += 1
                 self.batch, self.step = self.batch + 1, self.step + 1

@@ -1,0 +1,147 @@
+"""Centered dense layers: E(v, h) = −a·v − b·h − (v − μ)Wh, checked against the energy written
+out by hand, the uncentered layer it equals, and the centered CD-1 update."""
+
+import itertools
+
+import pytest
+import torch
+
+from rbmcli.model.dbn import DBN, build_specs
+from rbmcli.model.loss import contrastive_loss
+from rbmcli.model.rbm import RBM, LayerSpec
+from rbmcli.model.sampling import meanfield_reconstruction
+from rbmcli.model.units import Units
+from rbmcli.train.checkpoint import load_model, save_model
+
+BIN = Units.make(1)
+
+
+@pytest.fixture(autouse=True)
+def _float64():
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(old)
+
+
+def centered_dense(V, H, vu=BIN, hu=BIN, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    rbm = RBM(LayerSpec(kind="dense", visible_shape=(V,), hidden=H, visible_units=vu, hidden_units=hu),
+              init_std=0.7, generator=g).double()
+    with torch.no_grad():
+        rbm.visible_bias.copy_(torch.randn(V, generator=g))
+        rbm.hidden_bias.copy_(torch.randn(H, generator=g))
+        rbm.visible_offset.copy_(torch.rand(V, generator=g) * vu.n)
+    return rbm
+
+
+def test_centered_free_energy_equals_enumeration_of_the_centered_energy():
+    rbm = centered_dense(3, 5, seed=1)
+    W = rbm.weight / rbm.scale
+    a, b, mu = rbm.visible_bias, rbm.hidden_bias, rbm.visible_offset  # k = 1: natural = physical biases
+    hs = torch.tensor(list(itertools.product([0.0, 1.0], repeat=5)))
+    for v in torch.tensor(list(itertools.product([0.0, 1.0], repeat=3))):
+        energies = -(a @ v) - hs @ b - hs @ ((v - mu) @ W)  # written out, (32,)
+        expected = -torch.logsumexp(-energies, 0)
+        assert rbm.free_energy(v[None])[0].item() == pytest.approx(expected.item(), abs=1e-10)
+
+
+def test_physical_parameters_are_the_uncentered_layer_with_the_same_energy():
+    """physical() folds μ into b: an uncentered layer with those parameters has the same free
+    energy and conditionals (what AIS and the exact partition function read)."""
+    u = Units.make(255)
+    rbm = centered_dense(7, 5, vu=u, hu=BIN, seed=2)
+    W, a, b = rbm.physical()
+    plain = RBM(rbm.spec, init_std=0.0).double()
+    with torch.no_grad():
+        plain.weight.copy_(rbm.weight)
+        plain.visible_bias.copy_(rbm.visible_bias)
+        plain.hidden_bias.copy_(b * rbm.spec.hidden_units.k)
+    v = torch.randint(0, 256, (3, 7), generator=torch.Generator().manual_seed(3)).double()
+    assert torch.allclose(rbm.free_energy(v), plain.free_energy(v), atol=1e-9)
+    assert torch.allclose(rbm.hidden_mean(v), plain.hidden_mean(v), atol=1e-12)
+    h = torch.rand(3, 5, generator=torch.Generator().manual_seed(4))
+    assert torch.allclose(rbm.visible_mean(h), plain.visible_mean(h), atol=1e-9)
+    assert not torch.allclose(b, rbm.hidden_bias / rbm.spec.hidden_units.k)  # μ did change b
+
+
+def test_loss_gradient_is_the_centered_cd1_update():
+    """∂loss/∂W = −⟨(v − μ) f_h(x(v))⟩ + ⟨(v′ − μ) f_h(x(v′))⟩ (Montavon & Müller 2012): the
+    mean input no longer drives the weights."""
+    u = Units.make(255)
+    rbm = centered_dense(7, 5, vu=u, hu=u, seed=5)
+    v = torch.randint(0, 256, (3, 7), generator=torch.Generator().manual_seed(6)).double()
+    v_neg = meanfield_reconstruction(rbm, v)
+    contrastive_loss(rbm, v, v_neg).backward()
+    W, _, b = rbm.physical()
+    mu = rbm.visible_offset
+    hp, hn = u.mean(b + v @ W), u.mean(b + v_neg @ W)
+    dW = ((v - mu).t() @ hp - (v_neg - mu).t() @ hn) / 3
+    assert torch.allclose(-rbm.weight.grad, dW / rbm.scale, rtol=1e-9, atol=1e-12)
+
+
+def test_moving_the_offset_leaves_the_model_unchanged():
+    u = Units.make(255)
+    rbm = centered_dense(7, 5, vu=u, hu=u, seed=7)
+    v = torch.randint(0, 256, (3, 7), generator=torch.Generator().manual_seed(8)).double()
+    h = torch.rand(3, 5, generator=torch.Generator().manual_seed(9)) * 255
+    before = rbm.free_energy(v), rbm.hidden_mean(v), rbm.visible_mean(h)
+    target = torch.full((7,), 40.0)
+    mu0 = rbm.visible_offset.clone()
+    rbm.move_offset(target, 0.25)
+    assert torch.allclose(rbm.visible_offset, mu0 + 0.25 * (target - mu0))
+    after = rbm.free_energy(v), rbm.hidden_mean(v), rbm.visible_mean(h)
+    for x, y in zip(before, after):
+        assert torch.allclose(x, y, rtol=1e-10, atol=1e-8)
+
+
+def test_dbn_offsets_follow_the_inputs_of_dense_layers_above_the_first():
+    u = Units.make(255)
+    specs = build_specs("conv:3:3:2:1,dense:5,dense:7", (1, 9, 9), u, u)
+    dbn = DBN(specs, 0.3, torch.Generator().manual_seed(0)).double()
+    v = torch.randint(0, 256, (11, 1, 9, 9), generator=torch.Generator().manual_seed(1)).double()
+    dbn.move_offsets(v, 1.0)
+    assert not dbn.layers[0].visible_offset.any()  # the data layer (and any conv layer) stays uncentered
+    f1 = dbn.up(v, upto=1).flatten(1)
+    assert torch.allclose(dbn.layers[1].visible_offset, f1.mean(0))
+    assert torch.allclose(dbn.layers[2].visible_offset, dbn.up(v, upto=2).mean(0))
+
+
+def test_checkpoint_stores_offsets_of_centered_layers_only(tmp_path):
+    from safetensors import safe_open
+
+    u = Units.make(255)
+    dbn = DBN(build_specs("dense:5,dense:3", (1, 3, 3), u, u), 0.3, torch.Generator().manual_seed(2))
+    dbn.move_offsets(torch.rand(4, 1, 3, 3) * 255, 1.0)
+    save_model(tmp_path / "m.safetensors", dbn, (1, 3, 3), {})
+    with safe_open(str(tmp_path / "m.safetensors"), framework="pt") as f:
+        names = set(f.keys())
+    assert "layers.1.visible_offset" in names and "layers.0.visible_offset" not in names
+    loaded, _ = load_model(tmp_path / "m.safetensors")
+    for a, b in zip(dbn.layers, loaded.layers):
+        assert torch.allclose(a.visible_offset.float(), b.visible_offset.float())
+
+
+def test_generate_recipe_centers_the_layers_above_the_first_and_follows_their_inputs(tmp_path):
+    """After training, each centered layer's μ is close to the mean of its input under the
+    final weights (it follows the inputs as the layer below learns); the paper recipe keeps μ = 0."""
+    from rbmcli.train.config import TrainConfig
+    from rbmcli.train.trainer import train
+
+    torch.set_default_dtype(torch.float32)
+    g = torch.Generator().manual_seed(0)
+    images = (torch.rand(300, 1, 5, 7, generator=g) * 255).to(torch.uint8)
+    runs = {}
+    for recipe in ("generate", "paper"):
+        c = TrainConfig(recipe=recipe, arch="conv:3:3:2:1,dense:9,dense:5", epochs=3, batch_size=20,
+                        device="cpu", sample_steps=2)
+        runs[recipe] = load_model(train(c, tmp_path / recipe, images=images, plots=False).checkpoint)[0]
+    assert not any(layer.visible_offset.any() for layer in runs["paper"].layers)
+    dbn = runs["generate"]
+    assert not dbn.layers[0].visible_offset.any()
+    v = images.float()
+    for i in (1, 2):
+        mean = dbn.up(v, upto=i).flatten(1).mean(0)
+        n = dbn.layers[i].spec.visible_units.n
+        assert dbn.layers[i].visible_offset.abs().sum() > 0
+        assert (dbn.layers[i].visible_offset - mean).abs().max() / n < 0.05
