@@ -149,3 +149,52 @@ OMP_NUM_THREADS=1 python $B/experiments/learning_curve.py runs/t1-conv-fashion-N
 OMP_NUM_THREADS=2 rbm train --out runs/t1-conv-fashion-N255-e2 --resume --epochs 24 --device cpu
 for e in 016 020 024; do OMP_NUM_THREADS=1 python $B/experiments/rbf_full.py runs/t1-conv-fashion-N255-e2/model-epoch$e.safetensors --C 10; done
 OMP_NUM_THREADS=1 python $B/experiments/rbf_full.py runs/t1-conv-fashion-N255-e2/model-epoch016.safetensors runs/t1-conv-fashion-N255-e2/model-epoch020.safetensors runs/t1-conv-fashion-N255-e2/model-epoch024.safetensors --C 10
+# Generation with the generate recipe (the default): diversity of 64 samples and FID.
+# Dense stacks were measured before centering existed; --no-center reproduces them.
+rbm train --out runs/default
+rbm train --recipe paper --out runs/paper-default
+rbm train --arch dense:500,dense:500 --no-center --out runs/gen-mnist-dbn10
+rbm train --arch dense:500,dense:500 --no-center --epochs 30 --keep 30 --out runs/gen-mnist-dbn30
+python $B/experiments/generation.py runs/default/model.safetensors runs/paper-default/model.safetensors runs/gen-mnist-dbn10/model.safetensors runs/gen-mnist-dbn30/model-epoch021.safetensors
+rbm train --dataset fashion-mnist --arch dense:500,dense:500 --no-center --out runs/gen-fashion-dbn10
+rbm train --arch dense:500,dense:1000 --no-center --out runs/gen-mnist-dbn10-w1000
+for r in gen-fashion-dbn10 gen-mnist-dbn10-w1000; do python $B/experiments/generation.py runs/$r/model.safetensors; done
+python $B/experiments/fid_table.py runs/gen-mnist-dbn10/model.safetensors --n 2000
+python $B/experiments/fid_table.py runs/gen-fashion-dbn10/model.safetensors --n 1000
+python $B/experiments/fid_table.py runs/gen-mnist-dbn10-w1000/model.safetensors --n 2000
+rbm train --arch dense:500,dense:500 --no-center --lower-negatives pcd --epochs 20 --out runs/mnist-dbn255-pcd20
+python $B/experiments/fid_table.py runs/mnist-dbn255-pcd20/model.safetensors --n 2000
+# The N = 255 generative recipe: the default model trained 60 epochs.
+OMP_NUM_THREADS=1 rbm train --epochs 60 --out runs/gen-small-60
+OMP_NUM_THREADS=1 rbm train --arch dense:1000 --epochs 60 --out runs/gen-w1000-60
+OMP_NUM_THREADS=1 rbm train --dataset fashion-mnist --epochs 60 --out runs/gen-fashion-small-60
+for r in gen-small-60 gen-w1000-60 gen-fashion-small-60; do python $B/experiments/generation.py runs/$r/model.safetensors; done
+python $B/experiments/fid_table.py runs/gen-small-60/model.safetensors --n 2000
+python $B/experiments/fid_table.py runs/gen-fashion-small-60/model.safetensors --n 1000
+python $B/experiments/fid_table.py runs/gen-small-60/model.safetensors --n 10000
+python $B/experiments/fid_table.py runs/gen-fashion-small-60/model.safetensors --n 10000
+# The conv generation stack (centered dense layers, the paper's rate, 20 epochs; 8-9 min each at one thread).
+G="--arch conv:16,conv:32,dense:500,dense:200 --lr 0.03 --epochs 20"
+OMP_NUM_THREADS=1 rbm train $G --out runs/conv-mnist
+OMP_NUM_THREADS=1 rbm train $G --dataset fashion-mnist --out runs/conv-fashion
+OMP_NUM_THREADS=1 rbm train $G --dataset colored-mnist --out runs/conv-colored
+OMP_NUM_THREADS=1 rbm train --arch conv:16,conv:32,dense:500,dense:500 --lr 0.03 --epochs 20 --out runs/conv-mnist-500
+OMP_NUM_THREADS=1 rbm train $G --no-center --out runs/conv-mnist-nocenter
+python $B/experiments/generation.py runs/conv-mnist-500/model.safetensors runs/conv-mnist/model.safetensors
+python $B/experiments/generation.py runs/conv-fashion/model.safetensors
+python $B/experiments/fid_table.py runs/conv-mnist/model.safetensors --n 2000
+python $B/experiments/fid_table.py runs/conv-fashion/model.safetensors --n 1000
+python $B/experiments/fid_table.py runs/conv-mnist/model.safetensors --n 10000
+python $B/experiments/fid_table.py runs/conv-fashion/model.safetensors --n 10000
+python $B/experiments/fid_table.py runs/conv-colored/model.safetensors --n 2000
+# Color (docs/color.md): the dataset's floor, the models, the figures.
+python $B/experiments/fid_table.py --floor --dataset colored-mnist --n 2000
+OMP_NUM_THREADS=1 rbm train --dataset colored-mnist --arch dense:500,dense:500 --epochs 20 --sample-steps 200 --no-center --out runs/colored-dense
+OMP_NUM_THREADS=1 rbm train --dataset colored-mnist --epochs 60 --out runs/colored-small-60
+OMP_NUM_THREADS=1 rbm train --out runs/mnist-default
+OMP_NUM_THREADS=1 rbm train --arch dense:500,dense:500 --epochs 20 --sample-steps 200 --no-center --out runs/mnist-dense2
+for r in colored-dense colored-small-60 conv-colored mnist-default mnist-dense2; do OMP_NUM_THREADS=1 python $B/experiments/color_table.py runs/$r/model.safetensors; done
+python $B/experiments/fid_table.py runs/colored-dense/model.safetensors --n 2000
+python $B/experiments/fid_table.py runs/colored-small-60/model.safetensors --n 2000
+# Likelihood of a short run: a 784–16 binary RBM, exact log Z, against independent pixels (seconds).
+OMP_NUM_THREADS=1 python $B/experiments/likelihood_784_16.py

@@ -69,3 +69,13 @@ def _restore_signal_handlers():
     yield
     for s, h in saved.items():
         signal.signal(s, h)
+
+
+@pytest.fixture
+def float64():
+    """Reference comparisons in float64 (`pytestmark = pytest.mark.usefixtures("float64")`); the
+    default dtype is restored after each test."""
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(old)

@@ -16,12 +16,7 @@ from rbmcli.train.checkpoint import load_model, save_model
 BIN = Units.make(1)
 
 
-@pytest.fixture(autouse=True)
-def _float64():
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(old)
+pytestmark = pytest.mark.usefixtures("float64")  # reference comparisons in float64
 
 
 def centered_dense(V, H, vu=BIN, hu=BIN, seed=0):

@@ -18,13 +18,7 @@ from rbmcli.model.units import Units
 BIN = Units.make(1)
 
 
-@pytest.fixture(autouse=True)
-def _float64():
-    """Reference comparisons in float64; restored after each test."""
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(old)
+pytestmark = pytest.mark.usefixtures("float64")  # reference comparisons in float64
 
 
 def dense(V, H, vu=BIN, hu=BIN, std=0.7, seed=0):

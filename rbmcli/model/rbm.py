@@ -118,9 +118,11 @@ class RBM(nn.Module):
         centered energy E(v, h) = −a·v − b·h − (v − μ)Wh. For a fixed μ this is the same family
         of models as the paper's (b ← b − μW); what changes is the gradient ⟨(v − μ)h⟩: with μ
         the mean of the layer's input, the weights follow the covariance of v and h, not the
-        mean activity that every input shares. μ = 0 (the default) is the paper's layer."""
-        mu = self.visible_offset
-        return v.reshape(v.shape[0], -1) - mu if self.spec.is_dense else v - mu.view(-1, 1, 1)
+        mean activity that every input shares. μ = 0 (the default) is the paper's layer; conv
+        layers are never centered (v as it is: no work on their hot path)."""
+        if not self.spec.is_dense:
+            return v
+        return v.reshape(v.shape[0], -1) - self.visible_offset
 
     @torch.no_grad()
     def move_offset(self, mean: torch.Tensor, rate: float) -> None:
