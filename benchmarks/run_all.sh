@@ -198,3 +198,6 @@ python $B/experiments/fid_table.py runs/colored-dense/model.safetensors --n 2000
 python $B/experiments/fid_table.py runs/colored-small-60/model.safetensors --n 2000
 # Likelihood of a short run: a 784–16 binary RBM, exact log Z, against independent pixels (seconds).
 OMP_NUM_THREADS=1 python $B/experiments/likelihood_784_16.py
+# Centering, on and off: the dense stack centered (now the default) and the conv stack uncentered.
+rbm train --arch dense:500,dense:500 --out runs/gen-mnist-dbn10-c
+for r in gen-mnist-dbn10-c conv-mnist-nocenter; do python $B/experiments/generation.py runs/$r/model.safetensors; python $B/experiments/fid_table.py runs/$r/model.safetensors --n 2000; done
