@@ -1,7 +1,9 @@
 """Centered dense layers: E(v, h) = −a·v − b·h − (v − μ)Wh, checked against the energy written
-out by hand, the uncentered layer it equals, and the centered CD-1 update."""
+out by hand, the uncentered layer it equals, and the centered CD-1 update; and the weight
+scale without the fan-in factor that goes with centering every dense layer."""
 
 import itertools
+import math
 
 import pytest
 import torch
@@ -95,7 +97,7 @@ def test_dbn_offsets_follow_the_inputs_of_dense_layers_above_the_first():
     specs = build_specs("conv:3:3:2:1,dense:5,dense:7", (1, 9, 9), u, u)
     dbn = DBN(specs, 0.3, torch.Generator().manual_seed(0)).double()
     v = torch.randint(0, 256, (11, 1, 9, 9), generator=torch.Generator().manual_seed(1)).double()
-    dbn.move_offsets(v, 1.0)
+    dbn.move_offsets(v, 1.0, {1, 2})
     assert not dbn.layers[0].visible_offset.any()  # the data layer (and any conv layer) stays uncentered
     f1 = dbn.up(v, upto=1).flatten(1)
     assert torch.allclose(dbn.layers[1].visible_offset, f1.mean(0))
@@ -107,7 +109,7 @@ def test_checkpoint_stores_offsets_of_centered_layers_only(tmp_path):
 
     u = Units.make(255)
     dbn = DBN(build_specs("dense:5,dense:3", (1, 3, 3), u, u), 0.3, torch.Generator().manual_seed(2))
-    dbn.move_offsets(torch.rand(4, 1, 3, 3) * 255, 1.0)
+    dbn.move_offsets(torch.rand(4, 1, 3, 3) * 255, 1.0, {1})
     save_model(tmp_path / "m.safetensors", dbn, (1, 3, 3), {})
     with safe_open(str(tmp_path / "m.safetensors"), framework="pt") as f:
         names = set(f.keys())
@@ -140,3 +142,50 @@ def test_generate_recipe_centers_the_layers_above_the_first_and_follows_their_in
         n = dbn.layers[i].spec.visible_units.n
         assert dbn.layers[i].visible_offset.abs().sum() > 0
         assert (dbn.layers[i].visible_offset - mean).abs().max() / n < 0.05
+
+
+def test_center_data_centers_a_dense_first_layer_too(tmp_path):
+    """--center-data: the data layer's μ follows the mean of the (visible-unit) data; without it
+    the first layer stays uncentered, as in the recipes."""
+    from rbmcli.train.config import TrainConfig
+    from rbmcli.train.trainer import train
+
+    torch.set_default_dtype(torch.float32)
+    g = torch.Generator().manual_seed(3)
+    images = (torch.rand(200, 1, 5, 7, generator=g) * torch.linspace(0.1, 1, 7) * 255).to(torch.uint8)  # column means 13..128
+    runs = {}
+    for center_data in (False, True):
+        c = TrainConfig(arch="dense:9", epochs=2, batch_size=20, device="cpu", sample_steps=2, center_data=center_data)
+        runs[center_data] = load_model(train(c, tmp_path / str(center_data), images=images, plots=False).checkpoint)[0]
+    assert not runs[False].layers[0].visible_offset.any()
+    mu, n = runs[True].layers[0].visible_offset, runs[True].layers[0].spec.visible_units.n
+    assert torch.allclose(mu, images.flatten(1).float().mean(0) * n / 255, atol=0.05 * n)
+    assert mu.std() > 0.05 * n  # a per-pixel mean, not a constant
+
+
+def test_unit_weight_scale_drops_the_fan_in_factor_of_dense_layers_only(tmp_path):
+    """--weight-scale unit: s = √(k_v N_v k_h N_h) for dense layers, conv layers keep √fan_in;
+    x = b + vW̃/s by hand; the choice travels with the checkpoint, and a model description
+    written before it existed loads with the fan-in factor."""
+    import json
+
+    from rbmcli.train.checkpoint import read_safetensors
+
+    u = Units.make(255)
+    specs = build_specs("conv:3:3:2:1,dense:5", (1, 7, 9), u, u, dense_fan_in=False)
+    assert specs[0].fan_in_scale and not specs[1].fan_in_scale
+    dbn = DBN(specs, 0.3, torch.Generator().manual_seed(4)).double()
+    conv, dense = dbn.layers
+    assert math.isclose(conv.scale, math.sqrt(16 * 1 * 9)) and math.isclose(dense.scale, 4.0)  # k·N = 4
+    v = torch.rand(3, dense.spec.visible_shape[0], generator=torch.Generator().manual_seed(5)) * 255
+    x = dense.hidden_bias / dense.spec.hidden_units.k + v @ dense.weight / 4.0
+    assert torch.allclose(dense.hidden_input(v), x)
+    save_model(tmp_path / "u.safetensors", dbn, (1, 7, 9), {})
+    loaded, _ = load_model(tmp_path / "u.safetensors")
+    assert [l.scale for l in loaded.layers] == [l.scale for l in dbn.layers]
+    tensors, meta = read_safetensors(tmp_path / "u.safetensors")
+    model = json.loads(meta["model"])
+    for layer in model["layers"]:
+        del layer["fan_in_scale"]
+    old = LayerSpec.from_dict(model["layers"][1])
+    assert old.fan_in_scale and math.isclose(RBM(old).scale, math.sqrt(16 * old.fan_in))

@@ -258,3 +258,6 @@ def test_lr_decay_trains_differently_resumes_exactly_and_reaches_zero(tmp_path):
 def test_bad_lr_decay_is_a_usage_error():
     with pytest.raises(RbmError, match="--lr-decay"):
         cfg(lr_decay="step").validate()
+    with pytest.raises(RbmError, match="--weight-scale") as e:
+        cfg(weight_scale="fanin").validate()
+    assert e.value.usage

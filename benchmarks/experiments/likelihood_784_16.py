@@ -3,6 +3,7 @@
     python benchmarks/experiments/likelihood_784_16.py
     python benchmarks/experiments/likelihood_784_16.py --runs "paper:3,generate:3,generate:10"
     python benchmarks/experiments/likelihood_784_16.py --runs "paper:3,generate:3" --scale-divisor 5
+    python benchmarks/experiments/likelihood_784_16.py --weight-scale unit --center-data
 
 A dense 784–16 RBM with binary units is trained as `rbm train` trains it on the first 10,000
 MNIST training images, binarised by sampling (seed 0): shuffled batches of 128, each recipe's
@@ -65,6 +66,8 @@ def main() -> None:
                     help="comma-separated RECIPE:EPOCHS")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--scale-divisor", type=float, default=1.0, help="experiment: dense layers' s divided by this")
+    ap.add_argument("--weight-scale", default="fan-in", help="as rbm train's --weight-scale")
+    ap.add_argument("--center-data", action="store_true", help="as rbm train's --center-data")
     args = ap.parse_args()
     if args.scale_divisor != 1.0:
         divide_dense_scale(args.scale_divisor)
@@ -78,7 +81,8 @@ def main() -> None:
     for item in args.runs.split(","):
         recipe, epochs = item.split(":")
         cfg = TrainConfig(recipe=recipe, arch="dense:16", visible_units=1, hidden_units=1,
-                          device="cpu", seed=args.seed)
+                          device="cpu", seed=args.seed, weight_scale=args.weight_scale,
+                          center_data=args.center_data)
         t0 = time.time()
         rbm = trained_rbm(cfg, train_images, int(epochs)).double()
         seconds = time.time() - t0
@@ -86,7 +90,8 @@ def main() -> None:
         print(f"{recipe:>9} recipe, {epochs:>3} epochs: {ll:.2f} nats ({ll - independent:+.2f}), {seconds:.0f} s")
         rows.append({"recipe": recipe, "negatives": cfg.negatives, "lr": cfg.lr, "lr_decay": cfg.lr_decay,
                      "epochs": int(epochs), "visible_bias_init": cfg.visible_bias_init, "seed": args.seed,
-                     "scale_divisor": args.scale_divisor,
+                     "scale_divisor": args.scale_divisor, "weight_scale": cfg.weight_scale,
+                     "center_data": cfg.center_data,
                      "test_log_likelihood_nats": round(ll, 2), "independent_pixels_nats": round(independent, 2),
                      "gain_nats": round(ll - independent, 2), "seconds": round(seconds, 1),
                      "threads": torch.get_num_threads(), "date": str(date.today()), "command": command_line()})

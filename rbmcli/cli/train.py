@@ -106,6 +106,8 @@ def train(
     recipe: Annotated[str, typer.Option(help="generate: a binary top RBM trained on persistent chains (pcd, lr 0.01 decaying linearly, 10 epochs), whose samples vary; paper: the paper's mean-field recipe (meanfield, lr 0.03, 5 epochs, every hidden layer --hidden-units). Options given explicitly override the recipe.")] = _D.recipe,
     binary_top: Annotated[Optional[bool], typer.Option("--binary-top/--no-binary-top", help="Binary hidden units in the top layer unless --arch gives @N (recipe: generate yes, paper no).", show_default=False)] = None,
     center: Annotated[Optional[bool], typer.Option("--center/--no-center", help="Dense layers above the first see their input minus its running mean (a centered energy: same models, better-conditioned gradients; recipe: generate yes, paper no).", show_default=False)] = None,
+    center_data: Annotated[bool, typer.Option("--center-data", help="Center a dense first layer too (its input is the data).")] = _D.center_data,
+    weight_scale: Annotated[str, typer.Option(help="fan-in: weights scaled by 1/sqrt(fan-in) (Adam moves wide layers' weights slowly); unit: dense layers without that factor (weights move sqrt(fan-in) times as far; best with --center --center-data).")] = _D.weight_scale,
     negatives: Annotated[Optional[str], typer.Option(help="Negative samples of the top layer: meanfield (paper), cd or pcd (recipe: generate pcd, paper meanfield).", show_default=False)] = None,
     lower_negatives: Annotated[Optional[str], typer.Option(help="Negative samples of the layers below the top (recipe: meanfield).", show_default=False)] = None,
     gibbs_steps: Annotated[int, typer.Option(help="Gibbs steps for cd/pcd negatives.")] = _D.gibbs_steps,
@@ -143,7 +145,8 @@ def train(
 
     values = dict(dataset=dataset, data_dir=str(data_dir) if data_dir else None, size=size, arch=arch,
                   visible_units=visible_units, hidden_units=hidden_units, k=k, activation=activation,
-                  binarize=binarize, recipe=recipe, binary_top=binary_top, center=center, negatives=negatives, lower_negatives=lower_negatives,
+                  binarize=binarize, recipe=recipe, binary_top=binary_top, center=center, center_data=center_data,
+                  weight_scale=weight_scale, negatives=negatives, lower_negatives=lower_negatives,
                   gibbs_steps=gibbs_steps, mode=mode, epochs=epochs,
                   batch_size=batch_size, lr=lr, lr_decay=lr_decay, sparsity=sparsity,
                   sparsity_target=sparsity_target, weight_decay=weight_decay, visible_bias_init=visible_bias_init,

@@ -60,13 +60,14 @@ def parse_arch(arch: str) -> list[tuple[str, int, int, int, int, int | None]]:
 
 
 def build_specs(arch: str, input_shape: tuple[int, int, int], visible: Units, hidden: Units,
-                *, k: float | None = None, top_n: int | None = None) -> list[LayerSpec]:
+                *, k: float | None = None, top_n: int | None = None, dense_fan_in: bool = True) -> list[LayerSpec]:
     """Layer specs for images of input_shape (C, H, W). Every hidden layer uses `hidden` units
     unless its item ends in @N (then N, with k for N > 1, the default k for N = 1); top_n, if
     given, is the top layer's N when its item has no @N. Layer 0's
     visible units take visible.n values (the data), layer l + 1's those of layer l's hidden
     units; each layer's visible k is balanced against its own hidden units (units.balanced_k),
-    which for a shared N and k is that k. A dense layer's input size follows the layer below."""
+    which for a shared N and k is that k. A dense layer's input size follows the layer below;
+    dense_fan_in False drops the fan-in factor of dense layers' weight scale (conv keep it)."""
     specs, shape, n_v = [], tuple(input_shape), visible.n
     items = parse_arch(arch)
     if top_n is not None and items[-1][5] is None:
@@ -76,7 +77,8 @@ def build_specs(arch: str, input_shape: tuple[int, int, int], visible: Units, hi
             shape = (int(torch.Size(shape).numel()),)
         hid = hidden if n is None else Units.make(n, k if n > 1 else None, hidden.activation)
         vis = Units.make(n_v, balanced_k(n_v, hid), hid.activation)
-        spec = LayerSpec(kind=kind, visible_shape=shape, hidden=size, visible_units=vis, hidden_units=hid, kernel=kern, stride=s, padding=p)
+        spec = LayerSpec(kind=kind, visible_shape=shape, hidden=size, visible_units=vis, hidden_units=hid, kernel=kern,
+                         stride=s, padding=p, fan_in_scale=dense_fan_in or kind != "dense")
         shape, n_v = spec.hidden_shape, hid.n
         specs.append(spec)
     return specs
@@ -108,19 +110,20 @@ class DBN(nn.Module):
         return h
 
     @torch.no_grad()
-    def move_offsets(self, v: torch.Tensor, rate: float, reduce=None) -> None:
-        """Move the centering offset μ of every dense layer above the first toward the mean of
-        its input (layer l's hidden means of the batch v (B, *input_shape) in 0..N_v):
+    def move_offsets(self, v: torch.Tensor, rate: float, layers: set[int], reduce=None) -> None:
+        """Move the centering offset μ of each dense layer in `layers` toward the mean of its
+        input (layer l's hidden means of the batch v (B, *input_shape) in 0..N_v):
         μ ← μ + rate·(⟨input⟩ − μ), the model unchanged (RBM.move_offset). The offsets follow
         the inputs as the layers below learn (Melchior, Fischer & Wiskott 2016). reduce, if
         given, maps each batch mean to the mean over data-parallel processes."""
         for i, layer in enumerate(self.layers):
             v = layer.flatten_input(v)
-            if i > 0 and layer.spec.is_dense:
+            if i in layers:
                 mean = v.reshape(v.shape[0], -1).mean(0)
                 layer.move_offset(reduce(mean) if reduce else mean, rate)
-            if i < len(self.layers) - 1:
-                v = layer.hidden_mean(v)
+            if i >= max(layers, default=-1):
+                break
+            v = layer.hidden_mean(v)
 
     @torch.no_grad()
     def init_visible_biases(self, v: torch.Tensor) -> None:

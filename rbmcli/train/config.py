@@ -10,6 +10,7 @@ from rbmcli.errors import RbmError
 
 BINARIZE = ("none", "threshold", "sample")
 LR_DECAYS = ("none", "linear", "cosine")
+WEIGHT_SCALES = ("fan-in", "unit")  # dense layers' s with or without the √fan_in factor (RBM.scale)
 VISIBLE_BIAS_INITS = ("data", "zero")
 
 # Two training recipes; an option given explicitly overrides its recipe's value.
@@ -38,6 +39,8 @@ class TrainConfig:
     recipe: str = "generate"  # generate or paper: the defaults of the fields marked "recipe" (RECIPES)
     binary_top: bool | None = None  # recipe: the top layer's hidden units are binary (N = 1) unless --arch gives @N
     center: bool | None = None  # recipe: dense layers above the first see their input minus its running mean (centered energy; generate yes, paper no)
+    center_data: bool = False  # a dense first layer is centered too (its input: the data)
+    weight_scale: str = "fan-in"  # fan-in: s = √(k_v N_v k_h N_h · fan_in); unit: dense layers without the fan-in factor
     negatives: str | None = None  # recipe: the top layer's negatives: meanfield (paper), cd (CD-k) or pcd (persistent chains)
     lower_negatives: str | None = None  # the negatives of the layers below the top (recipe generate: meanfield; else as negatives)
     gibbs_steps: int = 1  # k of CD-k / PCD-k
@@ -100,6 +103,7 @@ class TrainConfig:
         # inf, or so large that Adam's step lr/(1-β1^t) ≤ 10·lr overflows float32
         need(0 < self.lr < 1e36, f"--lr {self.lr} is out of range: it must be > 0, and too large at 1e36 or more")
         need(self.lr_decay in LR_DECAYS, f"--lr-decay must be one of {LR_DECAYS}")
+        need(self.weight_scale in WEIGHT_SCALES, f"--weight-scale must be one of {WEIGHT_SCALES}")
         need(self.limit is None or self.limit >= 1, "--limit must be >= 1")
         need(self.gibbs_steps >= 1, "--gibbs-steps must be >= 1")
         need(self.binarize in BINARIZE, f"--binarize must be one of {BINARIZE}")
