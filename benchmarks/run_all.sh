@@ -201,3 +201,13 @@ OMP_NUM_THREADS=1 python $B/experiments/likelihood_784_16.py
 # Centering, on and off: the dense stack centered (now the default) and the conv stack uncentered.
 rbm train --arch dense:500,dense:500 --out runs/gen-mnist-dbn10-c
 for r in gen-mnist-dbn10-c conv-mnist-nocenter; do python $B/experiments/generation.py runs/$r/model.safetensors; python $B/experiments/fid_table.py runs/$r/model.safetensors --n 2000; done
+# Dense layers without the fan-in factor in their weight scale, the data layer centered.
+python $B/experiments/likelihood_784_16.py --runs paper:3,generate:3,generate:10 --weight-scale unit --center-data
+python $B/experiments/likelihood_784_16.py --runs generate:3 --weight-scale unit
+python $B/experiments/likelihood_784_16.py --runs generate:3 --center-data
+OMP_NUM_THREADS=1 rbm train --weight-scale unit --center-data --out runs/unit-centered-10
+OMP_NUM_THREADS=1 rbm train --weight-scale unit --out runs/unit-scale-10
+OMP_NUM_THREADS=1 rbm train --center-data --out runs/center-data-10
+OMP_NUM_THREADS=1 rbm train --weight-scale unit --center-data --epochs 60 --out runs/unit-centered-60
+for r in unit-centered-10 unit-scale-10 center-data-10 unit-centered-60; do python $B/experiments/generation.py runs/$r/model.safetensors; done
+python $B/experiments/fid_table.py runs/unit-centered-60/model.safetensors --n 2000
