@@ -211,3 +211,12 @@ OMP_NUM_THREADS=1 rbm train --center-data --out runs/center-data-10
 OMP_NUM_THREADS=1 rbm train --weight-scale unit --center-data --epochs 60 --out runs/unit-centered-60
 for r in unit-centered-10 unit-scale-10 center-data-10 unit-centered-60; do python $B/experiments/generation.py runs/$r/model.safetensors; done
 python $B/experiments/fid_table.py runs/unit-centered-60/model.safetensors --n 2000
+# ... and at lower rates.
+for lr in 0.003 0.001; do
+  python $B/experiments/likelihood_784_16.py --runs generate:3 --weight-scale unit --center-data --lr $lr
+  OMP_NUM_THREADS=1 rbm train --weight-scale unit --center-data --lr $lr --out runs/unit-centered-10-lr$lr
+  python $B/experiments/generation.py runs/unit-centered-10-lr$lr/model.safetensors
+done
+rbm train --weight-scale unit --center-data --lr 0.003 --epochs 60 --out runs/unit-centered-60-lr0.003
+python $B/experiments/generation.py runs/unit-centered-60-lr0.003/model.safetensors
+python $B/experiments/fid_table.py runs/unit-centered-60-lr0.003/model.safetensors --n 2000

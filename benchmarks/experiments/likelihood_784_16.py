@@ -68,6 +68,7 @@ def main() -> None:
     ap.add_argument("--scale-divisor", type=float, default=1.0, help="experiment: dense layers' s divided by this")
     ap.add_argument("--weight-scale", default="fan-in", help="as rbm train's --weight-scale")
     ap.add_argument("--center-data", action="store_true", help="as rbm train's --center-data")
+    ap.add_argument("--lr", type=float, default=None, help="as rbm train's --lr (default: the recipe's)")
     args = ap.parse_args()
     if args.scale_divisor != 1.0:
         divide_dense_scale(args.scale_divisor)
@@ -82,7 +83,7 @@ def main() -> None:
         recipe, epochs = item.split(":")
         cfg = TrainConfig(recipe=recipe, arch="dense:16", visible_units=1, hidden_units=1,
                           device="cpu", seed=args.seed, weight_scale=args.weight_scale,
-                          center_data=args.center_data)
+                          center_data=args.center_data, lr=args.lr)
         t0 = time.time()
         rbm = trained_rbm(cfg, train_images, int(epochs)).double()
         seconds = time.time() - t0
