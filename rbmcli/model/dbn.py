@@ -116,14 +116,14 @@ class DBN(nn.Module):
         μ ← μ + rate·(⟨input⟩ − μ), the model unchanged (RBM.move_offset). The offsets follow
         the inputs as the layers below learn (Melchior, Fischer & Wiskott 2016). reduce, if
         given, maps each batch mean to the mean over data-parallel processes."""
-        for i, layer in enumerate(self.layers):
+        last = max(layers, default=-1)  # no need to go further up
+        for i, layer in enumerate(self.layers[:last + 1]):
             v = layer.flatten_input(v)
             if i in layers:
                 mean = v.reshape(v.shape[0], -1).mean(0)
                 layer.move_offset(reduce(mean) if reduce else mean, rate)
-            if i >= max(layers, default=-1):
-                break
-            v = layer.hidden_mean(v)
+            if i < last:
+                v = layer.hidden_mean(v)
 
     @torch.no_grad()
     def init_visible_biases(self, v: torch.Tensor) -> None:

@@ -57,9 +57,7 @@ def all_mean(values: list[float], world: World) -> list[float]:
     """Mean of per-rank scalars (for reporting the global loss)."""
     if world.size == 1:
         return values
-    t = torch.tensor(values, dtype=torch.float64)
-    dist.all_reduce(t, op=dist.ReduceOp.SUM)
-    return (t / world.size).tolist()
+    return all_mean_tensor(torch.tensor(values, dtype=torch.float64), world).tolist()
 
 
 def all_mean_tensor(t: torch.Tensor, world: World) -> torch.Tensor:
