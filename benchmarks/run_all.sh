@@ -151,23 +151,25 @@ for e in 016 020 024; do OMP_NUM_THREADS=1 python $B/experiments/rbf_full.py run
 OMP_NUM_THREADS=1 python $B/experiments/rbf_full.py runs/t1-conv-fashion-N255-e2/model-epoch016.safetensors runs/t1-conv-fashion-N255-e2/model-epoch020.safetensors runs/t1-conv-fashion-N255-e2/model-epoch024.safetensors --C 10
 # Generation with the generate recipe (the default): diversity of 64 samples and FID.
 # Dense stacks were measured before centering existed; --no-center reproduces them.
-rbm train --out runs/default
+# The generate-recipe runs from here on used that recipe's earlier defaults (lr 0.01, fan-in weight
+# scale, uncentered data layer), which their flags restore; the conv stacks give --lr 0.03 themselves.
+rbm train --lr 0.01 --weight-scale fan-in --no-center-data --out runs/default
 rbm train --recipe paper --out runs/paper-default
-rbm train --arch dense:500,dense:500 --no-center --out runs/gen-mnist-dbn10
-rbm train --arch dense:500,dense:500 --no-center --epochs 30 --keep 30 --out runs/gen-mnist-dbn30
+rbm train --arch dense:500,dense:500 --no-center --lr 0.01 --weight-scale fan-in --no-center-data --out runs/gen-mnist-dbn10
+rbm train --arch dense:500,dense:500 --no-center --epochs 30 --keep 30 --lr 0.01 --weight-scale fan-in --no-center-data --out runs/gen-mnist-dbn30
 python $B/experiments/generation.py runs/default/model.safetensors runs/paper-default/model.safetensors runs/gen-mnist-dbn10/model.safetensors runs/gen-mnist-dbn30/model-epoch021.safetensors
-rbm train --dataset fashion-mnist --arch dense:500,dense:500 --no-center --out runs/gen-fashion-dbn10
-rbm train --arch dense:500,dense:1000 --no-center --out runs/gen-mnist-dbn10-w1000
+rbm train --dataset fashion-mnist --arch dense:500,dense:500 --no-center --lr 0.01 --weight-scale fan-in --no-center-data --out runs/gen-fashion-dbn10
+rbm train --arch dense:500,dense:1000 --no-center --lr 0.01 --weight-scale fan-in --no-center-data --out runs/gen-mnist-dbn10-w1000
 for r in gen-fashion-dbn10 gen-mnist-dbn10-w1000; do python $B/experiments/generation.py runs/$r/model.safetensors; done
 python $B/experiments/fid_table.py runs/gen-mnist-dbn10/model.safetensors --n 2000
 python $B/experiments/fid_table.py runs/gen-fashion-dbn10/model.safetensors --n 1000
 python $B/experiments/fid_table.py runs/gen-mnist-dbn10-w1000/model.safetensors --n 2000
-rbm train --arch dense:500,dense:500 --no-center --lower-negatives pcd --epochs 20 --out runs/mnist-dbn255-pcd20
+rbm train --arch dense:500,dense:500 --no-center --lower-negatives pcd --epochs 20 --lr 0.01 --weight-scale fan-in --no-center-data --out runs/mnist-dbn255-pcd20
 python $B/experiments/fid_table.py runs/mnist-dbn255-pcd20/model.safetensors --n 2000
 # The N = 255 generative recipe: the default model trained 60 epochs.
-OMP_NUM_THREADS=1 rbm train --epochs 60 --out runs/gen-small-60
-OMP_NUM_THREADS=1 rbm train --arch dense:1000 --epochs 60 --out runs/gen-w1000-60
-OMP_NUM_THREADS=1 rbm train --dataset fashion-mnist --epochs 60 --out runs/gen-fashion-small-60
+OMP_NUM_THREADS=1 rbm train --epochs 60 --lr 0.01 --weight-scale fan-in --no-center-data --out runs/gen-small-60
+OMP_NUM_THREADS=1 rbm train --arch dense:1000 --epochs 60 --lr 0.01 --weight-scale fan-in --no-center-data --out runs/gen-w1000-60
+OMP_NUM_THREADS=1 rbm train --dataset fashion-mnist --epochs 60 --lr 0.01 --weight-scale fan-in --no-center-data --out runs/gen-fashion-small-60
 for r in gen-small-60 gen-w1000-60 gen-fashion-small-60; do python $B/experiments/generation.py runs/$r/model.safetensors; done
 python $B/experiments/fid_table.py runs/gen-small-60/model.safetensors --n 2000
 python $B/experiments/fid_table.py runs/gen-fashion-small-60/model.safetensors --n 1000
@@ -189,26 +191,28 @@ python $B/experiments/fid_table.py runs/conv-fashion/model.safetensors --n 10000
 python $B/experiments/fid_table.py runs/conv-colored/model.safetensors --n 2000
 # Color (docs/color.md): the dataset's floor, the models, the figures.
 python $B/experiments/fid_table.py --floor --dataset colored-mnist --n 2000
-OMP_NUM_THREADS=1 rbm train --dataset colored-mnist --arch dense:500,dense:500 --epochs 20 --sample-steps 200 --no-center --out runs/colored-dense
-OMP_NUM_THREADS=1 rbm train --dataset colored-mnist --epochs 60 --out runs/colored-small-60
-OMP_NUM_THREADS=1 rbm train --out runs/mnist-default
-OMP_NUM_THREADS=1 rbm train --arch dense:500,dense:500 --epochs 20 --sample-steps 200 --no-center --out runs/mnist-dense2
+OMP_NUM_THREADS=1 rbm train --dataset colored-mnist --arch dense:500,dense:500 --epochs 20 --sample-steps 200 --no-center --lr 0.01 --weight-scale fan-in --no-center-data --out runs/colored-dense
+OMP_NUM_THREADS=1 rbm train --dataset colored-mnist --epochs 60 --lr 0.01 --weight-scale fan-in --no-center-data --out runs/colored-small-60
+OMP_NUM_THREADS=1 rbm train --lr 0.01 --weight-scale fan-in --no-center-data --out runs/mnist-default
+OMP_NUM_THREADS=1 rbm train --arch dense:500,dense:500 --epochs 20 --sample-steps 200 --no-center --lr 0.01 --weight-scale fan-in --no-center-data --out runs/mnist-dense2
 for r in colored-dense colored-small-60 conv-colored mnist-default mnist-dense2; do OMP_NUM_THREADS=1 python $B/experiments/color_table.py runs/$r/model.safetensors; done
 python $B/experiments/fid_table.py runs/colored-dense/model.safetensors --n 2000
 python $B/experiments/fid_table.py runs/colored-small-60/model.safetensors --n 2000
 # Likelihood of a short run: a 784–16 binary RBM, exact log Z, against independent pixels (seconds).
-OMP_NUM_THREADS=1 python $B/experiments/likelihood_784_16.py
+OMP_NUM_THREADS=1 python $B/experiments/likelihood_784_16.py --runs paper:3,paper:10
+OMP_NUM_THREADS=1 python $B/experiments/likelihood_784_16.py --runs generate:3,generate:10,generate:30 --weight-scale fan-in --no-center-data --lr 0.01
 # Centering, on and off: the dense stack centered (now the default) and the conv stack uncentered.
-rbm train --arch dense:500,dense:500 --out runs/gen-mnist-dbn10-c
+rbm train --arch dense:500,dense:500 --lr 0.01 --weight-scale fan-in --no-center-data --out runs/gen-mnist-dbn10-c
 for r in gen-mnist-dbn10-c conv-mnist-nocenter; do python $B/experiments/generation.py runs/$r/model.safetensors; python $B/experiments/fid_table.py runs/$r/model.safetensors --n 2000; done
 # Dense layers without the fan-in factor in their weight scale, the data layer centered.
-python $B/experiments/likelihood_784_16.py --runs paper:3,generate:3,generate:10 --weight-scale unit --center-data
-python $B/experiments/likelihood_784_16.py --runs generate:3 --weight-scale unit
-python $B/experiments/likelihood_784_16.py --runs generate:3 --center-data
-OMP_NUM_THREADS=1 rbm train --weight-scale unit --center-data --out runs/unit-centered-10
-OMP_NUM_THREADS=1 rbm train --weight-scale unit --out runs/unit-scale-10
-OMP_NUM_THREADS=1 rbm train --center-data --out runs/center-data-10
-OMP_NUM_THREADS=1 rbm train --weight-scale unit --center-data --epochs 60 --out runs/unit-centered-60
+python $B/experiments/likelihood_784_16.py --runs paper:3 --weight-scale unit --center-data
+python $B/experiments/likelihood_784_16.py --runs generate:3,generate:10 --weight-scale unit --center-data --lr 0.01
+python $B/experiments/likelihood_784_16.py --runs generate:3 --weight-scale unit --no-center-data --lr 0.01
+python $B/experiments/likelihood_784_16.py --runs generate:3 --weight-scale fan-in --center-data --lr 0.01
+OMP_NUM_THREADS=1 rbm train --weight-scale unit --center-data --lr 0.01 --out runs/unit-centered-10
+OMP_NUM_THREADS=1 rbm train --weight-scale unit --lr 0.01 --no-center-data --out runs/unit-scale-10
+OMP_NUM_THREADS=1 rbm train --center-data --lr 0.01 --weight-scale fan-in --out runs/center-data-10
+OMP_NUM_THREADS=1 rbm train --weight-scale unit --center-data --epochs 60 --lr 0.01 --out runs/unit-centered-60
 for r in unit-centered-10 unit-scale-10 center-data-10 unit-centered-60; do python $B/experiments/generation.py runs/$r/model.safetensors; done
 python $B/experiments/fid_table.py runs/unit-centered-60/model.safetensors --n 2000
 # ... and at lower rates.
@@ -220,3 +224,27 @@ done
 rbm train --weight-scale unit --center-data --lr 0.003 --epochs 60 --out runs/unit-centered-60-lr0.003
 python $B/experiments/generation.py runs/unit-centered-60-lr0.003/model.safetensors
 python $B/experiments/fid_table.py runs/unit-centered-60-lr0.003/model.safetensors --n 2000
+# The generate recipe's present defaults (lr 0.005, --weight-scale first, --center-data).
+python $B/experiments/likelihood_784_16.py --runs generate:3,generate:10,generate:30
+for s in 1 2; do python $B/experiments/likelihood_784_16.py --runs generate:3 --seed $s; done
+for s in 1 2; do python $B/experiments/likelihood_784_16.py --runs generate:3 --lr 0.004 --seed $s; done
+rbm train --out runs/default-new && rbm sample runs/default-new/model.safetensors -n 64 -o docs/img/default-samples.png
+for s in 1 2; do rbm train --seed $s --out runs/default-seed$s; done
+rbm train --lr 0.004 --out runs/default-lr0.004
+rbm train --lr 0.005 --epochs 60 --out runs/unit-centered-60-lr0.005
+rbm train --dataset fashion-mnist --lr 0.003 --epochs 60 --out runs/fashion-60-lr0.003
+rbm train --arch dense:500,dense:500 --out runs/dbn10-new
+for r in default-new default-seed1 default-seed2 default-lr0.004 unit-centered-60-lr0.005 fashion-60-lr0.003 dbn10-new; do
+  python $B/experiments/generation.py runs/$r/model.safetensors
+done
+for r in default-new default dbn10-new; do python $B/experiments/fid_table.py runs/$r/model.safetensors --n 2000; done
+python $B/experiments/fid_table.py runs/fashion-60-lr0.003/model.safetensors --n 1000
+rbm train --dataset fashion-mnist --out runs/fashion-default-new
+rbm train --dataset fashion-mnist --lr 0.01 --weight-scale fan-in --no-center-data --out runs/fashion-default-old
+rbm train --dataset fashion-mnist --lr 0.002 --epochs 60 --out runs/fashion-60-lr0.002
+for r in fashion-default-new fashion-default-old fashion-60-lr0.002; do
+  python $B/experiments/generation.py runs/$r/model.safetensors
+  python $B/experiments/fid_table.py runs/$r/model.safetensors --n 1000
+done
+python $B/experiments/fid_table.py runs/unit-centered-60-lr0.005/model.safetensors --n 2000
+python $B/experiments/fid_table.py runs/unit-centered-60-lr0.003/model.safetensors --n 10000

@@ -145,8 +145,8 @@ def test_generate_recipe_centers_the_layers_above_the_first_and_follows_their_in
 
 
 def test_center_data_centers_a_dense_first_layer_too(tmp_path):
-    """--center-data: the data layer's μ follows the mean of the (visible-unit) data; without it
-    the first layer stays uncentered, as in the recipes."""
+    """--center-data (the generate recipe's default): the data layer's μ follows the mean of the
+    (visible-unit) data; with --no-center-data the first layer stays uncentered."""
     from rbmcli.train.config import TrainConfig
     from rbmcli.train.trainer import train
 
@@ -165,6 +165,7 @@ def test_center_data_centers_a_dense_first_layer_too(tmp_path):
 
 def test_unit_weight_scale_drops_the_fan_in_factor_of_dense_layers_only(tmp_path):
     """--weight-scale unit: s = √(k_v N_v k_h N_h) for dense layers, conv layers keep √fan_in;
+    first (the generate recipe's): only a dense first layer drops it;
     x = b + vW̃/s by hand; the choice travels with the checkpoint, and a model description
     written before it existed loads with the fan-in factor."""
     import json
@@ -172,8 +173,12 @@ def test_unit_weight_scale_drops_the_fan_in_factor_of_dense_layers_only(tmp_path
     from rbmcli.train.checkpoint import read_safetensors
 
     u = Units.make(255)
-    specs = build_specs("conv:3:3:2:1,dense:5", (1, 7, 9), u, u, dense_fan_in=False)
+    specs = build_specs("conv:3:3:2:1,dense:5", (1, 7, 9), u, u, weight_scale="unit")
     assert specs[0].fan_in_scale and not specs[1].fan_in_scale
+    for scale, expected in (("fan-in", [True, True, True]), ("unit", [False, False, False]), ("first", [False, True, True])):
+        assert [s.fan_in_scale for s in build_specs("dense:7,dense:5,dense:3", (1, 3, 5), u, u, weight_scale=scale)] \
+            == expected, scale
+    assert [s.fan_in_scale for s in build_specs("conv:3:3:2:1,dense:5", (1, 7, 9), u, u, weight_scale="first")] == [True, True]
     dbn = DBN(specs, 0.3, torch.Generator().manual_seed(4)).double()
     conv, dense = dbn.layers
     assert math.isclose(conv.scale, math.sqrt(16 * 1 * 9)) and math.isclose(dense.scale, 4.0)  # k·N = 4

@@ -3,7 +3,7 @@
     python benchmarks/experiments/likelihood_784_16.py
     python benchmarks/experiments/likelihood_784_16.py --runs "paper:3,generate:3,generate:10"
     python benchmarks/experiments/likelihood_784_16.py --runs "paper:3,generate:3" --scale-divisor 5
-    python benchmarks/experiments/likelihood_784_16.py --weight-scale unit --center-data
+    python benchmarks/experiments/likelihood_784_16.py --runs generate:3 --weight-scale fan-in --no-center-data --lr 0.01
 
 A dense 784–16 RBM with binary units is trained as `rbm train` trains it on the first 10,000
 MNIST training images, binarised by sampling (seed 0): shuffled batches of 128, each recipe's
@@ -66,8 +66,9 @@ def main() -> None:
                     help="comma-separated RECIPE:EPOCHS")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--scale-divisor", type=float, default=1.0, help="experiment: dense layers' s divided by this")
-    ap.add_argument("--weight-scale", default="fan-in", help="as rbm train's --weight-scale")
-    ap.add_argument("--center-data", action="store_true", help="as rbm train's --center-data")
+    ap.add_argument("--weight-scale", default=None, help="as rbm train's --weight-scale (default: the recipe's)")
+    ap.add_argument("--center-data", action=argparse.BooleanOptionalAction, default=None,
+                    help="as rbm train's --center-data/--no-center-data (default: the recipe's)")
     ap.add_argument("--lr", type=float, default=None, help="as rbm train's --lr (default: the recipe's)")
     args = ap.parse_args()
     if args.scale_divisor != 1.0:

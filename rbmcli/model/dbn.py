@@ -60,25 +60,27 @@ def parse_arch(arch: str) -> list[tuple[str, int, int, int, int, int | None]]:
 
 
 def build_specs(arch: str, input_shape: tuple[int, int, int], visible: Units, hidden: Units,
-                *, k: float | None = None, top_n: int | None = None, dense_fan_in: bool = True) -> list[LayerSpec]:
+                *, k: float | None = None, top_n: int | None = None, weight_scale: str = "fan-in") -> list[LayerSpec]:
     """Layer specs for images of input_shape (C, H, W). Every hidden layer uses `hidden` units
     unless its item ends in @N (then N, with k for N > 1, the default k for N = 1); top_n, if
     given, is the top layer's N when its item has no @N. Layer 0's
     visible units take visible.n values (the data), layer l + 1's those of layer l's hidden
     units; each layer's visible k is balanced against its own hidden units (units.balanced_k),
     which for a shared N and k is that k. A dense layer's input size follows the layer below;
-    dense_fan_in False drops the fan-in factor of dense layers' weight scale (conv keep it)."""
+    weight_scale "unit" drops the fan-in factor of dense layers' weight scale, "first" that of a
+    dense first layer only; conv layers keep it (TrainConfig.weight_scale)."""
     specs, shape, n_v = [], tuple(input_shape), visible.n
     items = parse_arch(arch)
     if top_n is not None and items[-1][5] is None:
         items[-1] = items[-1][:5] + (top_n,)
-    for kind, size, kern, s, p, n in items:
+    for i, (kind, size, kern, s, p, n) in enumerate(items):
+        unit_scale = kind == "dense" and (weight_scale == "unit" or (weight_scale == "first" and i == 0))
         if kind == "dense":
             shape = (int(torch.Size(shape).numel()),)
         hid = hidden if n is None else Units.make(n, k if n > 1 else None, hidden.activation)
         vis = Units.make(n_v, balanced_k(n_v, hid), hid.activation)
         spec = LayerSpec(kind=kind, visible_shape=shape, hidden=size, visible_units=vis, hidden_units=hid, kernel=kern,
-                         stride=s, padding=p, fan_in_scale=dense_fan_in or kind != "dense")
+                         stride=s, padding=p, fan_in_scale=not unit_scale)
         shape, n_v = spec.hidden_shape, hid.n
         specs.append(spec)
     return specs

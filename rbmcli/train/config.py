@@ -10,18 +10,22 @@ from rbmcli.errors import RbmError
 
 BINARIZE = ("none", "threshold", "sample")
 LR_DECAYS = ("none", "linear", "cosine")
-WEIGHT_SCALES = ("fan-in", "unit")  # dense layers' s with or without the √fan_in factor (RBM.scale)
+# The weight scale s of each layer (RBM.scale): fan-in keeps the √fan_in factor everywhere; unit drops it
+# from every dense layer; first drops it only from a dense first layer (the one on the data).
+WEIGHT_SCALES = ("fan-in", "unit", "first")
 VISIBLE_BIAS_INITS = ("data", "zero")
 
 # Two training recipes; an option given explicitly overrides its recipe's value.
 RECIPES = {
     # Generates varied samples (docs/theory.md, "Why the paper's recipe does not generate"): the
     # top RBM's hidden units are binary, so its Gibbs chain is noisy enough to move between
-    # modes, and it learns from persistent chains with a decaying rate.
-    "generate": {"negatives": "pcd", "lower_negatives": "meanfield", "lr": 0.01, "lr_decay": "linear", "epochs": 10,
-                 "binary_top": True, "center": True},
+    # modes, and it learns from persistent chains with a decaying rate. A dense first layer is centered
+    # and its weights move without the fan-in brake (docs/theory.md, "How far Adam moves a weight").
+    "generate": {"negatives": "pcd", "lower_negatives": "meanfield", "lr": 0.005, "lr_decay": "linear", "epochs": 10,
+                 "binary_top": True, "center": True, "center_data": True, "weight_scale": "first"},
     # The paper's: mean-field reconstructions, Adam at 0.03, every hidden layer the same units.
-    "paper": {"negatives": "meanfield", "lr": 0.03, "lr_decay": "none", "epochs": 5, "binary_top": False, "center": False},
+    "paper": {"negatives": "meanfield", "lr": 0.03, "lr_decay": "none", "epochs": 5, "binary_top": False, "center": False,
+              "center_data": False, "weight_scale": "fan-in"},
 }
 
 
@@ -39,8 +43,8 @@ class TrainConfig:
     recipe: str = "generate"  # generate or paper: the defaults of the fields marked "recipe" (RECIPES)
     binary_top: bool | None = None  # recipe: the top layer's hidden units are binary (N = 1) unless --arch gives @N
     center: bool | None = None  # recipe: dense layers above the first see their input minus its running mean (centered energy; generate yes, paper no)
-    center_data: bool = False  # a dense first layer is centered too (its input: the data)
-    weight_scale: str = "fan-in"  # fan-in: s = √(k_v N_v k_h N_h · fan_in); unit: dense layers without the fan-in factor
+    center_data: bool | None = None  # recipe: a dense first layer is centered too (its input: the data; generate yes, paper no)
+    weight_scale: str | None = None  # recipe: fan-in (paper), unit or first (generate): s = √(k_v N_v k_h N_h · fan_in), without fan_in in dense layers (unit) or a dense first layer (first)
     negatives: str | None = None  # recipe: the top layer's negatives: meanfield (paper), cd (CD-k) or pcd (persistent chains)
     lower_negatives: str | None = None  # the negatives of the layers below the top (recipe generate: meanfield; else as negatives)
     gibbs_steps: int = 1  # k of CD-k / PCD-k
@@ -89,6 +93,8 @@ class TrainConfig:
         data = {k: v for k, v in json.loads(text).items() if k in known}
         data.setdefault("recipe", "paper")  # configs written before recipes existed
         data.setdefault("center", False)  # nor centering
+        data.setdefault("center_data", False)
+        data.setdefault("weight_scale", "fan-in")
         return cls(**data)
 
     def validate(self) -> "TrainConfig":

@@ -71,7 +71,7 @@ def build_dbn(cfg: TrainConfig, input_shape: tuple[int, int, int]) -> DBN:
     vis = Units.make(cfg.visible_units, cfg.k if cfg.visible_units > 1 else None, cfg.activation)
     hid = Units.make(cfg.hidden_units, cfg.k if cfg.hidden_units > 1 else None, cfg.activation)
     specs = build_specs(cfg.arch, input_shape, vis, hid, k=cfg.k, top_n=1 if cfg.binary_top else None,
-                        dense_fan_in=cfg.weight_scale == "fan-in")
+                        weight_scale=cfg.weight_scale)
     n_params = sum(math.prod(s.weight_shape) + s.visible_shape[0] + s.hidden for s in specs)
     if n_params > MAX_PARAMETERS:
         raise RbmError(f"--arch {cfg.arch} has {n_params:,} parameters on {tuple(input_shape)} images, more than "
