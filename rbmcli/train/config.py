@@ -20,7 +20,7 @@ RECIPES = {
     # Generates varied samples (docs/theory.md, "Why the paper's recipe does not generate"): the
     # top RBM's hidden units are binary, so its Gibbs chain is noisy enough to move between
     # modes, and it learns from persistent chains with a decaying rate. A dense first layer is centered
-    # and its weights move without the fan-in brake (docs/theory.md, "How far Adam moves a weight").
+    # and its weights move without the fan-in brake (docs/theory.md, "Parametrisation").
     "generate": {"negatives": "pcd", "lower_negatives": "meanfield", "lr": 0.005, "lr_decay": "linear", "epochs": 10,
                  "binary_top": True, "center": True, "center_data": True, "weight_scale": "first"},
     # The paper's: mean-field reconstructions, Adam at 0.03, every hidden layer the same units.
