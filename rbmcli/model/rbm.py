@@ -40,7 +40,7 @@ class LayerSpec:
     kernel: int = 4
     stride: int = 2
     padding: int = 1
-    fan_in_scale: bool = True  # s includes √fan_in (see RBM.scale); False: `--weight-scale unit`, dense only
+    fan_in_scale: bool = True  # s includes √fan_in (see RBM.scale); False: dense layers under `--weight-scale unit`, a dense first layer under `first`
 
     @property
     def is_dense(self) -> bool:
@@ -101,7 +101,7 @@ class RBM(nn.Module):
         # μ of the centered energy (see `centered`); zero: the paper's uncentered layer.
         self.register_buffer("visible_offset", torch.zeros(spec.visible_shape[0]))
         vu, hu = spec.visible_units, spec.hidden_units
-        # s: physical W = W̃ / s; without the fan-in factor (`--weight-scale unit`) Adam's steps
+        # s: physical W = W̃ / s; without the fan-in factor (spec.fan_in_scale False) Adam's steps
         # move the physical weights √fan_in times as far.
         self.scale = math.sqrt(vu.k * vu.n * hu.k * hu.n * (spec.fan_in if spec.fan_in_scale else 1))
 
