@@ -132,7 +132,7 @@ def test_generate_recipe_centers_the_layers_above_the_first_and_follows_their_in
     for recipe in ("generate", "paper"):
         c = TrainConfig(recipe=recipe, arch="conv:3:3:2:1,dense:9,dense:5", epochs=3, batch_size=20,
                         device="cpu", sample_steps=2)
-        runs[recipe] = load_model(train(c, tmp_path / recipe, images=images, plots=False).checkpoint)[0]
+        runs[recipe] = load_model(train(c, tmp_path / recipe, images=images).checkpoint)[0]
     assert not any(layer.visible_offset.any() for layer in runs["paper"].layers)
     dbn = runs["generate"]
     assert not dbn.layers[0].visible_offset.any()
@@ -156,7 +156,7 @@ def test_center_data_centers_a_dense_first_layer_too(tmp_path):
     runs = {}
     for center_data in (False, True):
         c = TrainConfig(arch="dense:9", epochs=2, batch_size=20, device="cpu", sample_steps=2, center_data=center_data)
-        runs[center_data] = load_model(train(c, tmp_path / str(center_data), images=images, plots=False).checkpoint)[0]
+        runs[center_data] = load_model(train(c, tmp_path / str(center_data), images=images).checkpoint)[0]
     assert not runs[False].layers[0].visible_offset.any()
     mu, n = runs[True].layers[0].visible_offset, runs[True].layers[0].spec.visible_units.n
     assert torch.allclose(mu, images.flatten(1).float().mean(0) * n / 255, atol=0.05 * n)

@@ -135,7 +135,7 @@ def test_trained_model_reconstructs_better_than_untrained(tmp_path):
                       device="cpu", keep=0)
     fresh = tmp_path / "fresh.safetensors"
     save_model(fresh, build_dbn(cfg, (1, 8, 8)), (1, 8, 8), {"config": cfg.to_json()})
-    result = Trainer(cfg, tmp_path / "run", images, write_images=False).run()  # 300 Adam steps
+    result = Trainer(cfg, tmp_path / "run", images).run()  # 300 Adam steps
     target = images.float() / 255
     mse = {name: float((reconstruct_images(ck, images, device="cpu") - target).pow(2).mean())
            for name, ck in (("trained", result.checkpoint), ("fresh", fresh))}

@@ -34,7 +34,7 @@ def prototypes(n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
 def fit(cfg: TrainConfig, images: torch.Tensor, epochs: int) -> Trainer:
     """A Trainer stepped through `epochs` passes over images in order with the configured rate
     schedule, no run folder."""
-    t = Trainer(cfg, "unused", images, write_images=False)
+    t = Trainer(cfg, "unused", images)
     B = cfg.batch_size
     total = epochs * (len(images) // B)
     for _ in range(epochs):
@@ -148,7 +148,7 @@ def test_data_initialised_visible_biases_give_the_independent_pixel_model():
     images, _ = prototypes(200)
     c = TrainConfig(recipe="paper", arch="dense:4", visible_units=1, hidden_units=1, batch_size=20, device="cpu",
                     init_std=0.0)
-    rbm = Trainer(c, "unused", images, write_images=False).dbn.layers[0].double()
+    rbm = Trainer(c, "unused", images).dbn.layers[0].double()
     v = images.flatten(1).double() / 255
     p = v.mean(0).clamp(1e-3, 1 - 1e-3)
     expected = (v * p.log() + (1 - v) * (1 - p).log()).sum(1).mean()
@@ -186,7 +186,7 @@ def test_the_default_recipe_learns_a_784_16_binary_rbm_in_3_epochs(tmp_path):
     test = binarize(load_dataset("mnist", "test", None, limit=2_000).images, "sample", 1)
     c = TrainConfig(arch="dense:16", visible_units=1, hidden_units=1, epochs=3, device="cpu", seed=0)
     assert c.recipe == "generate" and c.weight_scale == "first" and c.center_data
-    rbm = load_model(train(c, tmp_path / "r", images=train_images, plots=False).checkpoint)[0].layers[0].double()
+    rbm = load_model(train(c, tmp_path / "r", images=train_images).checkpoint)[0].layers[0].double()
     assert math.isclose(rbm.scale, 1.0)  # k_v N_v k_h N_h = 1, no fan-in factor
     v, v_train = test.flatten(1).double() / 255, train_images.flatten(1).double() / 255
     p = (v_train.sum(0) + 1) / (len(v_train) + 2)

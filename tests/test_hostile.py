@@ -32,7 +32,7 @@ def world(tmp_path_factory) -> Path:
     cfg = TrainConfig(arch="dense:8", visible_units=1, hidden_units=1, epochs=1, batch_size=32, limit=64, device="cpu",
                       sample_steps=2, keep=0)
     saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-    train(cfg, root / "run", images=images, plots=False)
+    train(cfg, root / "run", images=images)
     for s, h in saved.items():
         signal.signal(s, h)
     user = root / "mine"

@@ -23,6 +23,7 @@ from cli_helpers import one_error_line
 
 import rbmcli.files
 import rbmcli.train.checkpoint
+import rbmcli.train.run_folder
 import rbmcli.train.trainer
 from rbmcli.train.checkpoint import load_model, read_safetensors, save_state, state_path
 from rbmcli.cli import app
@@ -315,9 +316,9 @@ def test_disk_full_on_a_checkpoint_keeps_the_previous_one(tmp_path, monkeypatch)
 
 def test_disk_full_on_metrics_is_one_line(tmp_path, monkeypatch):
     def full(self, row):
-        raise OSError(28, "No space left on device", str(self.run_dir / "metrics.jsonl"))
+        raise OSError(28, "No space left on device", str(self.metrics))
 
-    monkeypatch.setattr(rbmcli.train.trainer.Trainer, "_write_epoch", full)
+    monkeypatch.setattr(rbmcli.train.run_folder.RunFolder, "append_metrics", full)
     r = run("train", *ARGS, "--out", tmp_path / "run")
     assert "No space left on device" in one_error_line(r, 1)
     load_model(tmp_path / "run" / "model.safetensors")

@@ -87,7 +87,7 @@ def test_compiled_training_matches_eager(tmp_path):
     for compiled in (False, True):
         cfg = TrainConfig(arch="conv:3:3:2:1,dense:5", epochs=2, batch_size=16, device="cpu", sample_steps=2,
                           keep=0, compile=compiled)
-        train(cfg, tmp_path / str(compiled), images=images, plots=False)
+        train(cfg, tmp_path / str(compiled), images=images)
         weights[compiled] = load_model(tmp_path / str(compiled) / "model.safetensors")[0].state_dict()
     assert weights[True].keys() == weights[False].keys()
     for name, w in weights[False].items():

@@ -164,7 +164,7 @@ def test_meanfield_training_is_invariant_to_shared_n_and_k(sparsity, weight_deca
     for n in (1, 255):
         c = cfg(arch="dense:6,dense:4", visible_units=n, hidden_units=n, epochs=3, batch_size=20, sparsity=sparsity,
                 weight_decay=weight_decay)
-        dbns[n] = Trainer(c, "unused", images, write_images=False)  # stepped by hand, no run folder
+        dbns[n] = Trainer(c, "unused", images)  # stepped by hand, no run folder
         for i in range(18):
             v = images[(i % 6) * 20:(i % 6 + 1) * 20].float() * (n / 255)
             dbns[n].train_step(v, None)
@@ -176,17 +176,14 @@ def test_meanfield_training_is_invariant_to_shared_n_and_k(sparsity, weight_deca
     assert torch.allclose(f255 / 255, f1, atol=1e-4)
     # Any shared k gives the same trajectory too (the natural coordinates absorb it) ...
     same = Trainer(cfg(arch="dense:6,dense:4", visible_units=255, hidden_units=255, k=0.05, epochs=1,
-                       batch_size=20, sparsity=sparsity, weight_decay=weight_decay), "unused", images,
-                   write_images=False)
+                       batch_size=20, sparsity=sparsity, weight_decay=weight_decay), "unused", images)
     # ... and so do visible and hidden units of different N: each layer's visible k is balanced
     # (k_v = k_h·N_v/N_h), so both families have M = N/k trials and F is M× the binary one ...
     mixed = Trainer(cfg(arch="dense:6,dense:4", visible_units=1, hidden_units=255, epochs=1,
-                        batch_size=20, sparsity=sparsity, weight_decay=weight_decay), "unused", images,
-                    write_images=False)
+                        batch_size=20, sparsity=sparsity, weight_decay=weight_decay), "unused", images)
     # ... but another activation does not (so the test can fail).
     other = Trainer(cfg(arch="dense:6,dense:4", visible_units=255, hidden_units=255, activation="relu", epochs=1,
-                        batch_size=20, sparsity=sparsity, weight_decay=weight_decay), "unused", images,
-                    write_images=False)
+                        batch_size=20, sparsity=sparsity, weight_decay=weight_decay), "unused", images)
     for i in range(18):
         same.train_step(images[(i % 6) * 20:(i % 6 + 1) * 20].float(), None)
         mixed.train_step(images[(i % 6) * 20:(i % 6 + 1) * 20].float() / 255, None)

@@ -34,8 +34,8 @@ def test_bf16_and_channels_last_train_like_fp32(tmp_path):
     float32: finite losses, weights that moved, and a reconstruction error within 10 % of the
     float32 run's (bf16 rounds the pre-activations to 8 bits of mantissa)."""
     x = images()
-    ref = train(conv_cfg(), tmp_path / "fp32", images=x, plots=False)
-    low = train(conv_cfg(precision="bf16", channels_last=True), tmp_path / "bf16", images=x, plots=False)
+    ref = train(conv_cfg(), tmp_path / "fp32", images=x)
+    low = train(conv_cfg(precision="bf16", channels_last=True), tmp_path / "bf16", images=x)
     first, last = ref.metrics[0], ref.metrics[-1]
     assert last["recon_rmse"] < 0.85 * first["recon_rmse"]  # the float32 run learned (measured 0.240 → 0.184)
     assert all(torch.isfinite(torch.tensor(list(r["loss"].values()))).all() for r in low.metrics)

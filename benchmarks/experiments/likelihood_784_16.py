@@ -44,7 +44,7 @@ def trained_rbm(cfg: TrainConfig, images: torch.Tensor, epochs: int):
     """The RBM that `rbm train` makes from these images (shuffled batches, the recipe's schedule)."""
     cfg.epochs = epochs
     with tempfile.TemporaryDirectory() as tmp:
-        result = train(cfg, Path(tmp) / "run", images=images, plots=False)
+        result = train(cfg, Path(tmp) / "run", images=images)
         return load_model(result.checkpoint)[0].layers[0]
 
 

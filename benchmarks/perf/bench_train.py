@@ -55,7 +55,7 @@ def matmul_peak() -> float:
 def dense_epoch(images: torch.Tensor, fraction: float, compiled: bool = False) -> tuple[float, float]:
     """Seconds per epoch and GFLOP/s of the 784-500 binary RBM (meanfield negatives)."""
     cfg = TrainConfig(recipe="paper", arch="dense:500", visible_units=1, hidden_units=1, device="cpu", keep=0, compile=compiled)
-    t = Trainer(cfg, "unused", images, write_images=False)
+    t = Trainer(cfg, "unused", images)
     n_steps = int(len(images) // 128 * fraction)
     v_all = images.float() / 255
     for i in range(3):  # warm-up (and the compilation)
@@ -93,7 +93,7 @@ def conv_stack(size: int, steps: int) -> tuple[float, float, float]:
     the connection-only rate times the bare conv2d/matmul up-pass of the same stack."""
     cfg = TrainConfig(recipe="paper", arch="paper-generate", mode="joint", device="cpu", keep=0)  # the paper: summed losses, backprop
     images = torch.randint(0, 256, (128, 3, size, size), dtype=torch.uint8)
-    t = Trainer(cfg, "unused", images, write_images=False)
+    t = Trainer(cfg, "unused", images)
     v = images.float()
     sec = timed(lambda: t.train_step(v, None), steps)
     per_pass = [layer_flops(layer.spec, 128) for layer in t.dbn.layers]

@@ -81,8 +81,10 @@ def _train_progress(quiet: bool):
             tasks["epochs"] = progress.add_task("epochs", total=e["epochs"], completed=e["epoch"], info="")
             tasks["batches"] = progress.add_task("batches", total=e["steps_per_epoch"], info="")
             err.print(f"training on {e['device']}: {e['epochs']} epochs x {e['steps_per_epoch']} steps")
-        elif e["kind"] == "batch":
+        elif e["kind"] == "step":
             progress.update(tasks["batches"], completed=e["batch"], info=loss_text(e))
+        elif e["kind"] == "note":
+            progress.console.print(esc(e["text"])) if err.is_terminal else err.print(esc(e["text"]))
         elif e["kind"] == "epoch":
             progress.update(tasks["epochs"], completed=e["epoch"])
             progress.reset(tasks["batches"])
@@ -131,6 +133,8 @@ def train(
     precision: Annotated[str, typer.Option(help="fp32, or bf16 autocast (matmuls/convs in bfloat16; for GPUs).")] = _D.precision,
     channels_last: Annotated[bool, typer.Option(help="channels_last memory format for conv inputs (GPUs).")] = _D.channels_last,
     compile: Annotated[bool, typer.Option("--compile", help="torch.compile the layer losses (fuses the unit math; compiles ~30 s first).")] = _D.compile,
+    graph: Annotated[bool, typer.Option("--graph", help="CUDA: capture the whole step (losses, backward, Adam) as a CUDA graph and replay it; eager elsewhere, said once.")] = _D.graph,
+    log_every: Annotated[int, typer.Option(help="Steps between reads of the losses by the host (progress, finiteness checks); also before every save.")] = _D.log_every,
     sample_steps: Annotated[int, typer.Option(help="Gibbs steps for the per-epoch sample grid.")] = _D.sample_steps,
     download: Annotated[bool, typer.Option(help="Allow downloading the dataset (off: local files only).")] = _D.download,
     no_plots: Annotated[bool, typer.Option("--no-plots", help="Skip the filters/curves/hidden-activity pictures each epoch.")] = False,
@@ -152,7 +156,8 @@ def train(
                   sparsity_target=sparsity_target, weight_decay=weight_decay, visible_bias_init=visible_bias_init,
                   limit=limit, device=device, seed=seed,
                   save_every=save_every, save_minutes=save_minutes, keep=keep, precision=precision,
-                  channels_last=channels_last, compile=compile, sample_steps=sample_steps, download=download)
+                  channels_last=channels_last, compile=compile, graph=graph, log_every=log_every,
+                  sample_steps=sample_steps, download=download)
     if resume:
         if out_dir is None:
             raise RbmError("--resume needs --out RUN_DIR", usage=True)
@@ -168,8 +173,8 @@ def train(
     if progress is not None:
         progress.start()
     try:
-        result = run_training(cfg, out_dir, resume=resume, progress=on_event, should_stop=lambda: stop.requested, plots=not no_plots,
-                              tensorboard=tensorboard)
+        result = run_training(cfg, out_dir, resume=resume, progress=on_event, should_stop=lambda: stop.requested,
+                              subscribers=_pictures(no_plots, tensorboard))
     except OSError as e:  # metrics.jsonl, epoch copies: disk full, folder removed, ...
         raise RbmError(f"cannot write the run folder ({e}); free space or choose another --out") from None
     finally:
@@ -187,7 +192,14 @@ def train(
 
 # Options that --resume applies: where and how the run goes on, not what it trains.
 RESUME_MAY_CHANGE = ("epochs", "device", "save_every", "save_minutes", "keep", "sample_steps", "precision",
-                     "channels_last", "compile", "download", "data_dir")
+                     "channels_last", "compile", "graph", "log_every", "download", "data_dir")
+
+
+def _pictures(no_plots: bool, tensorboard: bool) -> list:
+    """The run's subscribers beyond its records and grids: per-epoch plots, TensorBoard."""
+    from rbmcli.report.pictures import EpochPictures, TensorBoardLogger
+
+    return ([] if no_plots else [EpochPictures]) + ([TensorBoardLogger.subscribe] if tensorboard else [])
 
 
 def _resumed_config(run_dir: Path, changed: dict):

@@ -116,25 +116,45 @@ def _copies_table(units: "Units") -> tuple[float, float, torch.Tensor]:
     """(x₀, step, table (G, 4)): the copies model's mean and variance on a grid of x from 30 below
     the first offset to 30 above the last, where they are 0 and N to within 1e-13, and their
     slopes to the next grid point (0 at the last)."""
-    o = units.offsets(dtype=torch.float64)
-    x = torch.linspace(float(o[0]) - 30, float(o[-1]) + 30, TABLE_POINTS, dtype=torch.float64)
+    o = _offsets(units)  # (N,) float64
+    inv = ACTIVATIONS[units.activation][3]  # the ends of the grid as Python numbers: no tensor is read
+    lo, hi = inv(0.5 / units.n) / units.k - 30, inv((units.n - 0.5) / units.n) / units.k + 30
+    x = torch.linspace(lo, hi, TABLE_POINTS, dtype=torch.float64)
     p = torch.sigmoid(x.unsqueeze(-1) - o)  # (G, N)
     values = torch.stack([p.sum(-1), (p * (1 - p)).sum(-1)], -1)  # (G, 2)
     slopes = torch.cat([values[1:] - values[:-1], torch.zeros(1, 2, dtype=values.dtype)])  # (G, 2)
-    return float(x[0]), float(x[1] - x[0]), torch.cat([values, slopes], -1).float()  # (G, 4)
+    return lo, (hi - lo) / (TABLE_POINTS - 1), torch.cat([values, slopes], -1).float()  # (G, 4)
+
+
+def _table_values(units: "Units") -> torch.Tensor:
+    return _copies_table(units)[2]
+
+
+@functools.lru_cache(maxsize=64)
+def _on_device(make, units: "Units", device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """make(units) (a small constant tensor) on device as dtype, built once: a sampler step
+    then copies nothing from the host (no synchronisation on a GPU). Built outside inference
+    mode, so that autograd may use it later."""
+    with torch.inference_mode(False), torch.no_grad():
+        return make(units).to(device=device, dtype=dtype)
 
 
 def copies_moments(units: "Units", x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(Σ_n σ(x − o_n), Σ_n σ(x − o_n)(1 − σ(x − o_n))): the copies model's mean and variance,
     each of x's shape, by linear interpolation in a table (one per unit family): O(1) per unit
     where the sums cost O(N) and N× the memory."""
-    x0, step, table = _copies_table(units)
-    table = table.to(x.device)
+    x0, step, _ = _copies_table(units)
+    table = _on_device(_table_values, units, x.device, torch.float32)
     t = ((x - x0) / step).clamp(0, TABLE_POINTS - 1)
     i = t.long()
     row = table[i]  # (*x.shape, 4): value and slope of the mean and the variance at grid point i
     w = t - i
     return (row[..., 0] + w * row[..., 2]).to(x.dtype), (row[..., 1] + w * row[..., 3]).to(x.dtype)
+
+
+def _offsets(units: "Units") -> torch.Tensor:
+    inv = ACTIVATIONS[units.activation][3]
+    return torch.tensor([inv((i + 0.5) / units.n) / units.k for i in range(units.n)], dtype=torch.float64)
 
 
 @dataclass(frozen=True)
@@ -176,9 +196,9 @@ class Units:
         return _times(self.n * self.k, ACTIVATIONS[self.activation][2](_times(self.k, x)))
 
     def offsets(self, device=None, dtype=torch.float32) -> torch.Tensor:
-        """o_n = f⁻¹(n − ½) = g⁻¹((n − ½)/N)/k for n = 1..N, shape (N,)."""
-        inv = ACTIVATIONS[self.activation][3]
-        return torch.tensor([inv((i + 0.5) / self.n) / self.k for i in range(self.n)], device=device, dtype=dtype)
+        """o_n = f⁻¹(n − ½) = g⁻¹((n − ½)/N)/k for n = 1..N, shape (N,); built once per device
+        and dtype (do not modify it)."""
+        return _on_device(_offsets, self, torch.device(device or "cpu"), dtype)
 
     def copies_mean(self, x: torch.Tensor) -> torch.Tensor:
         """Σ_n σ(x − o_n): the exact mean of the copies model, same shape as x."""

@@ -20,8 +20,10 @@ import torch.nn.functional as F
 
 from rbmcli.errors import RbmError
 from rbmcli.model.activity import DEAD, SATURATED, activity_fractions, unit_activity
+from rbmcli.data.batches import to_visible
 from rbmcli.data.images import save_png
 from rbmcli.files import write_atomic
+from rbmcli.train.run_folder import RunFolder, read_metrics
 
 MAX_FILTERS = 100  # tiles in the filter grid: the first hidden units / output channels
 CONV_SCALE = 6  # nearest-neighbour upscaling of conv filters (4×4 → 24×24 pixels)
@@ -158,15 +160,28 @@ def write_hidden_activity(dbn, v_batch: torch.Tensor, path: str | Path) -> dict[
 def write_epoch_pictures(run_dir: str | Path, dbn, input_shape: tuple[int, ...], rows: list[dict],
                          v_batch: torch.Tensor) -> list[Path]:
     """filters.png + filters-epochNNN.png, curves.png, hidden-activity.png; returns the paths."""
-    run_dir = Path(run_dir)
+    run = RunFolder(run_dir)
     epoch = rows[-1]["epoch"] if rows else 0
-    filters = write_filters(dbn, input_shape, run_dir / "filters.png")
-    paths = [filters, run_dir / f"filters-epoch{epoch:03d}.png", run_dir / "curves.png",
-             run_dir / "hidden-activity.png"]
+    filters = write_filters(dbn, input_shape, run.filters_png)
+    paths = [filters, run.filters_epoch_png(epoch), run.curves_png, run.activity_png]
     write_atomic(paths[1], filters.read_bytes())
     write_curves(rows, paths[2])
     write_hidden_activity(dbn, v_batch, paths[3])
     return paths
+
+
+class EpochPictures:
+    """Subscriber of the trainer's events: after each epoch, the pictures above from the run
+    folder's metrics and the first 256 training images."""
+
+    def __init__(self, trainer):
+        self.trainer = trainer
+
+    def __call__(self, event: dict) -> None:
+        if event["kind"] == "epoch":
+            t = self.trainer
+            v = to_visible(t.images[:256].to(t.device), t.cfg.visible_units)
+            write_epoch_pictures(t.folder.path, t.dbn, t.input_shape, read_metrics(t.folder.path), v)
 
 
 def figure_png(fig) -> bytes:
@@ -182,17 +197,26 @@ def save_figure(fig, path: str | Path) -> Path:
 
 # --- TensorBoard -----------------------------------------------------------------------------
 class TensorBoardLogger:
-    """Event files under run_dir/tb: the metrics row's scalars and the epoch's PNGs."""
-
-    IMAGES = ("samples-epoch{e:03d}.png", "recon-epoch{e:03d}.png", "filters.png")
+    """Event files under run_dir/tb: the metrics row's scalars and the epoch's PNGs. As a
+    subscriber of the trainer's events it logs each epoch and closes at the end."""
 
     def __init__(self, run_dir: str | Path):
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:
             raise RbmError("--tensorboard needs the tensorboard package: pip install tensorboard") from None
-        self.run_dir = Path(run_dir)
-        self.writer = SummaryWriter(log_dir=str(self.run_dir / "tb"))
+        self.run = RunFolder(run_dir)
+        self.writer = SummaryWriter(log_dir=str(self.run.tensorboard))
+
+    @classmethod
+    def subscribe(cls, trainer) -> "TensorBoardLogger":
+        return cls(trainer.folder.path)
+
+    def __call__(self, event: dict) -> None:
+        if event["kind"] == "epoch":
+            self.log_epoch(event["row"])
+        elif event["kind"] == "end":
+            self.close()
 
     def log_epoch(self, row: dict) -> None:
         """Scalars of `row` (loss/0, recon_rmse, dead_fraction/0, ...) at step = epoch, and the
@@ -203,8 +227,7 @@ class TensorBoardLogger:
         epoch = row["epoch"]
         for name, value in flatten_row(row).items():
             self.writer.add_scalar(name, value, epoch)
-        for pattern in self.IMAGES:
-            path = self.run_dir / pattern.format(e=epoch)
+        for path in (self.run.samples_png(epoch), self.run.recon_png(epoch), self.run.filters_png):
             if path.is_file():
                 with Image.open(path) as img:
                     pixels = np.asarray(img.convert("RGB"))  # (H, W, 3) uint8

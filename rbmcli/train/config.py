@@ -68,6 +68,8 @@ class TrainConfig:
     precision: str = "fp32"  # fp32 or bf16 (autocast: matmuls/convs in bfloat16, free energies in float32)
     channels_last: bool = False  # conv inputs in channels_last memory format (faster on GPUs)
     compile: bool = False  # torch.compile the layer losses (fuses the unit math; ≈ 30 s compile up front)
+    graph: bool = False  # CUDA: capture the whole step (losses, backward, Adam) as a CUDA graph and replay it
+    log_every: int = 50  # steps between reads of the losses on the host (progress, finiteness); also before every save
     download: bool = False  # allow torchvision to download the dataset
 
     def __post_init__(self):
@@ -137,7 +139,8 @@ class TrainConfig:
                     "--batch-size": (self.batch_size, 1, MAX_COUNT), "--limit": (self.limit, 1, 10**12),
                     "--gibbs-steps": (self.gibbs_steps, 1, MAX_COUNT),
                     "--sample-steps": (self.sample_steps, 0, MAX_COUNT),
-                    "--save-every": (self.save_every, 0, 10**12), "--keep": (self.keep, 0, MAX_COUNT)})
+                    "--save-every": (self.save_every, 0, 10**12), "--keep": (self.keep, 0, MAX_COUNT),
+                    "--log-every": (self.log_every, 1, MAX_COUNT)})
         check_float("--k", self.k, 0, 1e6, open_low=True)
         check_float("--sparsity", self.sparsity, 0, 1e6)
         check_float("--save-minutes", self.save_minutes, 0, 1e9)

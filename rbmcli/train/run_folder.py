@@ -1,26 +1,89 @@
-"""The run folder of `rbm train`: where it goes, the checks before anything is written, its
-config.json and metrics.jsonl.
+"""The run folder of `rbm train`: where it goes, the checks before anything is written, and
+`RunFolder`, which owns the name of every file in it and records each finished epoch.
 
     RUN/config.json        the TrainConfig (JSON), rewritten when --resume changes an option
     RUN/metrics.jsonl      one JSON row per epoch (losses, reconstruction errors, unit activity)
     RUN/model.safetensors  the checkpoint (+ model.state.safetensors for --resume),
-                           model-epochNNN.safetensors and best.safetensors copies
-    RUN/*.png              samples, reconstructions, filters, curves and unit activity per epoch
+                           model-epochNNN.safetensors and best.safetensors (+ best.json) copies
+    RUN/*.png              samples, reconstructions, chains, filters, curves and unit activity
+    RUN/tb/, RUN/eval.json TensorBoard event files; `rbm evaluate`'s results
 """
 
 from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 
 from rbmcli.errors import RbmError
-from rbmcli.files import write_atomic
+from rbmcli.files import copy_atomic, write_atomic
+from rbmcli.train.checkpoint import state_path
 from rbmcli.train.config import TrainConfig
 
 MODEL_FILE = "model.safetensors"
+CONFIG_FILE, METRICS_FILE, EVAL_FILE = "config.json", "metrics.jsonl", "eval.json"
+
+
+@dataclass(frozen=True)
+class RunFolder:
+    """The files of one run folder, by name: nothing else spells them. As a subscriber of the
+    trainer's events (`__call__`) it appends each finished epoch to metrics.jsonl and keeps
+    the per-epoch and best checkpoint copies (`keep` > 0)."""
+
+    path: Path
+    keep: int = 0  # per-epoch checkpoint copies kept (0: only model.safetensors)
+
+    def __post_init__(self):
+        object.__setattr__(self, "path", Path(self.path))
+
+    config = property(lambda self: self.path / CONFIG_FILE)
+    metrics = property(lambda self: self.path / METRICS_FILE)
+    model = property(lambda self: self.path / MODEL_FILE)
+    state = property(lambda self: state_path(self.model))
+    best_model = property(lambda self: self.path / "best.safetensors")
+    best_json = property(lambda self: self.path / "best.json")
+    chains_png = property(lambda self: self.path / "chains.png")
+    filters_png = property(lambda self: self.path / "filters.png")
+    curves_png = property(lambda self: self.path / "curves.png")
+    activity_png = property(lambda self: self.path / "hidden-activity.png")
+    tensorboard = property(lambda self: self.path / "tb")
+    eval_json = property(lambda self: self.path / EVAL_FILE)
+
+    def epoch_model(self, epoch: int) -> Path:
+        return self.path / f"model-epoch{epoch:03d}.safetensors"
+
+    def samples_png(self, epoch: int) -> Path:
+        return self.path / f"samples-epoch{epoch:03d}.png"
+
+    def recon_png(self, epoch: int) -> Path:
+        return self.path / f"recon-epoch{epoch:03d}.png"
+
+    def filters_epoch_png(self, epoch: int) -> Path:
+        return self.path / f"filters-epoch{epoch:03d}.png"
+
+    def __call__(self, event: dict) -> None:
+        if event["kind"] == "epoch":
+            self.append_metrics(event["row"])
+            self.archive(event["row"])
+
+    def append_metrics(self, row: dict) -> None:
+        with open(self.metrics, "a") as f:
+            f.write(json.dumps(row) + "\n")
+
+    def archive(self, row: dict) -> None:
+        """Keep model-epochNNN.safetensors for the last `keep` epochs, and best.safetensors:
+        the epoch with the lowest stack reconstruction RMSE (copies, written atomically)."""
+        if not self.keep:
+            return
+        copy_atomic(self.model, self.epoch_model(row["epoch"]))
+        for old in sorted(self.path.glob("model-epoch*.safetensors"))[: -self.keep]:
+            old.unlink(missing_ok=True)
+        best = json.loads(self.best_json.read_text()) if self.best_json.is_file() else None
+        if best is None or row["stack_recon_rmse"] < best["stack_recon_rmse"]:
+            copy_atomic(self.model, self.best_model)
+            write_atomic(self.best_json, json.dumps({"epoch": row["epoch"], "stack_recon_rmse": row["stack_recon_rmse"]}))
 
 
 def default_run_dir(cfg: TrainConfig) -> Path:
@@ -41,7 +104,7 @@ def check_run_dir(run_dir: Path, resume: bool) -> None:
             if not (run_dir / MODEL_FILE).is_file():
                 raise RbmError(f"--resume: no {MODEL_FILE} in {run_dir}", usage=True)
             return
-        if (run_dir / MODEL_FILE).exists() or (run_dir / "config.json").exists():
+        if (run_dir / MODEL_FILE).exists() or (run_dir / CONFIG_FILE).exists():
             raise RbmError(f"{run_dir} already holds a run: pass --resume to continue it, or another --out")
         if run_dir.is_dir() and any(run_dir.iterdir()):
             raise RbmError(f"{run_dir} is not empty and holds no run of `rbm train`; choose a new or empty "
@@ -70,19 +133,19 @@ def prepare_run_dir(cfg: TrainConfig, out: Path | None, resume: bool) -> Path:
     if resume:
         for tmp in run_dir.glob(".*.tmp"):  # left by a kill during an atomic write; never a final file
             tmp.unlink(missing_ok=True)
-        _update_config(run_dir / "config.json", cfg)
+        _update_config(run_dir / CONFIG_FILE, cfg)
         return run_dir
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise RbmError(f"cannot write the run folder {run_dir}: {e.strerror}") from None
-    write_atomic(run_dir / "config.json", json.dumps(asdict(cfg), indent=2, sort_keys=True) + "\n")
+    write_atomic(run_dir / CONFIG_FILE, json.dumps(asdict(cfg), indent=2, sort_keys=True) + "\n")
     return run_dir
 
 
 def read_metrics(run_dir: Path) -> list[dict]:
     """The rows of run_dir/metrics.jsonl; a missing or corrupt file is an RbmError."""
-    path = run_dir / "metrics.jsonl"
+    path = Path(run_dir) / METRICS_FILE
     if not path.is_file():
         raise RbmError(f"{run_dir} has no metrics.jsonl: pass a run folder written by `rbm train` "
                        "(after at least one epoch)")

@@ -1,33 +1,48 @@
-"""Training: sum the layer losses and minimise with Adam (paper §4), with a run folder.
+"""Training: sum the layer losses and minimise with Adam (paper §4).
 
-Run folder: config.json, metrics.jsonl (one line per epoch), model.safetensors (+ its
-.state.safetensors for --resume), samples-epochNNN.png and recon-epochNNN.png.
+The trainer owns the training state of one run (model, Adam, sampling generator, persistent
+chains, position) and its loop, and writes the checkpoints; nothing else. What else a run
+leaves behind subscribes to its events, plain dicts passed to every listener in turn:
+
+    start  {epochs, steps_per_epoch, epoch, device}
+    note   {text}                                    said once (e.g. a capture that fell back)
+    step   {epoch, batch, step, loss, loss_per_unit}  every --log-every steps
+    save   {step, checkpoint}
+    epoch  {row, and the row's keys}                 after the epoch's checkpoint
+    end    {}
+
+`train()` subscribes the run folder's records (RunFolder: metrics.jsonl, checkpoint copies)
+and the per-epoch grids (grids.EpochGrids); callers add more (the CLI: report.pictures).
+
+The step never waits for the device (rbmcli.train.step): losses, gradient and parameter sums
+stay there, and the host reads them once per log interval, before every save and at each
+epoch's end; a non-finite value found then stops the run before anything is saved.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
 import torch
 
 from rbmcli.data.batches import binarize, epoch_permutation, to_visible
 from rbmcli.data.datasets import load_dataset
-from rbmcli.train.checkpoint import load_model, load_state, save_model, save_state, state_path
+from rbmcli.train.checkpoint import load_model, load_state, save_model, save_state
 from rbmcli.train.config import TrainConfig
-from rbmcli.train.run_folder import MODEL_FILE, check_run_dir, default_run_dir, prepare_run_dir, read_metrics
+from rbmcli.train.grids import EpochGrids
+from rbmcli.train.run_folder import RunFolder, check_run_dir, default_run_dir, prepare_run_dir
+from rbmcli.train.step import EagerStep, GraphStep
 from rbmcli.train.devices import resolve_device, stage_images
 from rbmcli.model.activity import activity_fractions, unit_activity
 from rbmcli.model.dbn import DBN, build_specs, parse_arch
-from rbmcli.train.distributed import all_mean, all_mean_tensor, average_gradients, init_world, rank_slice
+from rbmcli.train.distributed import all_mean, all_mean_tensor, init_world, rank_slice
 from rbmcli.errors import RbmError
-from rbmcli.files import copy_atomic, write_atomic
 from rbmcli.model.loss import MODES, dbn_losses
-from rbmcli.model.sampling import NEGATIVES, generate
+from rbmcli.model.sampling import NEGATIVES
 from rbmcli.model.units import Units
 
 OFFSET_EVERY, OFFSET_RATE = 10, 0.1  # centering offsets move every 10 steps by a tenth (DBN.move_offsets)
@@ -99,29 +114,34 @@ def total_epochs(cfg: TrainConfig, n_layers: int) -> int:
     return cfg.epochs * (n_layers if cfg.mode == "greedy" else 1)
 
 
-def make_optimiser(dbn: torch.nn.Module, cfg: TrainConfig, fused: bool) -> torch.optim.Optimizer:
+def make_optimiser(dbn: torch.nn.Module, cfg: TrainConfig, fused: bool, capturable: bool = False) -> torch.optim.Optimizer:
     """Adam (paper: betas 0.9/0.999) on every parameter; with cfg.weight_decay = λ > 0, AdamW
     whose decoupled decay w ← w·(1 − lr·λ) acts on the weights only (one group), not the biases
-    (a second group with λ = 0). λ = 0 keeps plain Adam with one group, so older runs resume."""
+    (a second group with λ = 0). λ = 0 keeps plain Adam with one group, so older runs resume.
+    capturable: safe inside a CUDA graph (its rate a device tensor, filled before each step)."""
+    device = next(dbn.parameters()).device
+    lr = torch.tensor(cfg.lr, device=device) if capturable else cfg.lr
+    opts = dict(lr=lr, betas=(0.9, 0.999), fused=fused, capturable=capturable)
     if cfg.weight_decay == 0:
-        return torch.optim.Adam(dbn.parameters(), lr=cfg.lr, betas=(0.9, 0.999), fused=fused)
+        return torch.optim.Adam(dbn.parameters(), **opts)
     weights = [p for n, p in dbn.named_parameters() if n.endswith("weight")]
     biases = [p for n, p in dbn.named_parameters() if not n.endswith("weight")]
     return torch.optim.AdamW([{"params": weights, "weight_decay": cfg.weight_decay},
-                              {"params": biases, "weight_decay": 0.0}],
-                             lr=cfg.lr, betas=(0.9, 0.999), fused=fused)
+                              {"params": biases, "weight_decay": 0.0}], **opts)
 
 
 class Trainer:
-    """Owns the training state of one run; `run()` trains and saves as it goes."""
+    """Owns the training state of one run; `run()` trains and saves as it goes.
+
+    subscribers: callables f(trainer) → listener (or None), called once on the main process;
+    each listener then receives every event (progress, if given, receives them everywhere)."""
 
     def __init__(self, cfg: TrainConfig, run_dir: Path, images: torch.Tensor, *, resume: bool = False,
                  progress: Callable[[dict], None] | None = None, should_stop: Callable[[], bool] | None = None,
-                 write_images: bool = True, plots: bool = True, tensorboard: bool = False):
-        self.cfg, self.run_dir = cfg, Path(run_dir)
-        self.progress = progress or (lambda event: None)
+                 subscribers: Iterable[Callable[["Trainer"], Callable[[dict], None] | None]] = ()):
+        self.cfg, self.folder = cfg, RunFolder(run_dir, keep=cfg.keep)
+        self.run_dir = self.folder.path
         self.should_stop = should_stop or (lambda: False)
-        self.write_images, self.plots = write_images, plots
         self.device = resolve_device(cfg.device)
         self.world = init_world(self.device.type)
         if self.world.size > 1 and self.device.type == "cuda":
@@ -132,6 +152,7 @@ class Trainer:
             raise RbmError(f"--batch-size {cfg.batch_size} must divide evenly over {self.world.size} processes",
                            usage=True)
         self.input_shape = tuple(images.shape[1:])
+        self.steps_per_epoch = len(images) // cfg.batch_size  # a last partial batch is dropped
         self.dbn = build_dbn(cfg, self.input_shape).to(self.device)
         # the centered layers: dense ones above the first (--center), the first (--center-data)
         self.centered = {i for i, s in enumerate(self.dbn.specs) if s.is_dense and (cfg.center if i else cfg.center_data)}
@@ -142,26 +163,43 @@ class Trainer:
             if self.centered:
                 self.dbn.move_offsets(first, 1.0, self.centered)
         self.names = [n for n, _ in self.dbn.named_parameters()]
+        graph = cfg.graph and self.device.type == "cuda" and self.world.size == 1
         # The fused kernel halves Adam's cost on the CPU (measured 134 vs 280 µs for 784×500).
-        self.opt = make_optimiser(self.dbn, cfg, fused=self.device.type in ("cpu", "cuda"))
+        self.opt = make_optimiser(self.dbn, cfg, fused=self.device.type in ("cpu", "cuda"), capturable=graph)
         self.gen = torch.Generator(device=self.device).manual_seed(cfg.seed + 1 + 1000 * self.world.rank)
         self.last_save = time.time()
-        self.tb = None
-        if tensorboard and self.world.main:
-            from rbmcli.report.pictures import TensorBoardLogger
-
-            self.tb = TensorBoardLogger(self.run_dir)  # fails before training if the package is missing
         self.chains: list = [None] * len(self.dbn.layers)
         self.negatives = cfg.layer_negatives(len(self.dbn.layers))
         # Compiled once per process; recompiles only if the input shapes change (e.g. greedy layers).
         self.losses_fn = torch.compile(dbn_losses) if cfg.compile else dbn_losses
         self.epoch, self.batch, self.step = 0, 0, 0
+        self.pending: list[torch.Tensor] = []  # stats of the steps not yet read (rbmcli.train.step)
+        self.sums: list[float] = []  # the epoch's summed layer losses, of the steps read so far
+        self.listeners = [progress] if progress else []
+        self.noted: set[str] = set()
+        self.step_fn = (GraphStep(self.dbn, self.opt, self.layer_losses, self.world, chains=self.chains,
+                                  generator=self.gen, note=self.note) if graph
+                        else EagerStep(self.dbn, self.opt, self.layer_losses, self.world))
+        if cfg.graph and not graph:
+            self.note(f"--graph captures CUDA graphs of a single process; training runs eagerly on {self.device}")
         if resume:
             self._resume()
+        if self.world.main:
+            self.listeners += [h for h in (make(self) for make in subscribers) if h is not None]
 
     @property
     def checkpoint(self) -> Path:
-        return self.run_dir / MODEL_FILE
+        return self.folder.model
+
+    def emit(self, event: dict) -> None:
+        for listener in self.listeners:
+            listener(event)
+
+    def note(self, text: str) -> None:
+        """Tell the listeners something once (e.g. a fallback), as a "note" event."""
+        if text not in self.noted:
+            self.noted.add(text)
+            self.emit({"kind": "note", "text": text})
 
     def _resume(self) -> None:
         dbn, info = load_model(self.checkpoint)
@@ -170,95 +208,122 @@ class Trainer:
                            "than the options given", usage=True)
         self.dbn.load_state_dict(dbn.state_dict())
         step = str(info.get("step", ""))
-        self.chains, c = load_state(state_path(self.checkpoint), self.opt, names=self.names, generators={"sample": self.gen},
-                                    n_layers=len(self.dbn.layers), device=self.device, model_step=int(step) if step.isdigit() else None)
+        self.chains[:], c = load_state(self.folder.state, self.opt, names=self.names, generators={"sample": self.gen},
+                                       n_layers=len(self.dbn.layers), device=self.device,
+                                       model_step=int(step) if step.isdigit() else None)
         self.epoch, self.batch, self.step = c["epoch"], c["batch"], c["step"]
 
     def save(self) -> None:
-        """Model and training state at the current position (epoch, next batch, step); rank 0 only."""
+        """Model and training state at the current position (epoch, next batch, step), once the
+        pending steps are read and found finite; rank 0 only."""
+        self.read_pending()
         if not self.world.main:
             return
         self.last_save = time.time()
         extra = {"config": self.cfg.to_json(), "dataset": self.cfg.dataset, "size": str(self.input_shape[-1]),
                  "epoch": str(self.epoch), "step": str(self.step)}
         # State first: a model file never points at a state older than itself.
-        save_state(state_path(self.checkpoint), self.opt, names=self.names, generators={"sample": self.gen}, chains=self.chains,
+        save_state(self.folder.state, self.opt, names=self.names, generators={"sample": self.gen}, chains=self.chains,
                    counters={"epoch": self.epoch, "batch": self.batch, "step": self.step})
         save_model(self.checkpoint, self.dbn, self.input_shape, extra)
+        self.emit({"kind": "save", "step": self.step, "checkpoint": self.checkpoint})
 
-    def train_step(self, v: torch.Tensor, layers: list[int] | None) -> list[float]:
-        """One Adam step on the summed layer losses; returns each layer's loss."""
+    def layer_losses(self, v: torch.Tensor, layers: list[int] | None) -> list[torch.Tensor]:
+        """Each trained layer's loss on the batch v (rbmcli.model.loss.dbn_losses), as configured."""
         cfg = self.cfg
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
-            losses = self.losses_fn(self.dbn, v, self.negatives, steps=cfg.gibbs_steps, generator=self.gen, mode=cfg.mode,
-                                    chains=self.chains, layers=layers, sparsity=cfg.sparsity,
-                                    sparsity_target=cfg.sparsity_target)
-        self.opt.zero_grad(set_to_none=True)
-        torch.stack(losses).sum().backward()
-        average_gradients(self.dbn.parameters(), self.world)
-        values = all_mean([float(x) for x in torch.stack(losses).detach().cpu()], self.world)
-        self._check_finite(values, layers)
-        self.opt.step()
-        if not _all_finite(list(self.dbn.parameters())):  # e.g. a huge --lr: never save these
-            raise RbmError(f"training diverged: the parameters are not finite after step {self.step} "
-                           f"(epoch {self.epoch + 1}); lower --lr.{self._last_good()}")
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16",
+                            cache_enabled=not cfg.graph):  # a captured graph must not keep autocast's cache
+            return self.losses_fn(self.dbn, v, self.negatives, steps=cfg.gibbs_steps, generator=self.gen, mode=cfg.mode,
+                                  chains=self.chains, layers=layers, sparsity=cfg.sparsity,
+                                  sparsity_target=cfg.sparsity_target)
+
+    def train_step(self, v: torch.Tensor, layers: list[int] | None) -> torch.Tensor:
+        """One Adam step on the summed layer losses at this step's rate; its stats (2·L + 1,)
+        stay on the device, pending until `read_pending` (no host synchronisation here)."""
+        cfg = self.cfg
+        lr = learning_rate(cfg.lr, cfg.lr_decay, self.step, total_epochs(cfg, len(self.dbn.layers)) * self.steps_per_epoch)
+        stats = self.step_fn(v, layers, lr)
+        self.pending.append(stats.clone())  # a graph's stats are overwritten by its next replay
+        return stats
+
+    def read_pending(self) -> list[float] | None:
+        """Read the pending steps' stats at once (one synchronisation): stop on the first step
+        whose loss, gradients or updated parameters are not finite; add the losses to the
+        epoch's sums. Returns the last step's layer losses (None if nothing was pending)."""
+        if not self.pending:
+            return None
+        rows, first = torch.stack(self.pending).tolist(), self.step - len(self.pending)
+        self.pending.clear()
+        layers = layers_for_epoch(self.cfg, len(self.dbn.layers), self.epoch)
+        ids = layers if layers is not None else list(range(len(self.dbn.layers)))
+        for r, row in enumerate(rows):
+            self._check_finite(row, ids, first + r)
+        n = len(ids)
+        self.sums = [sum(col) for col in zip(*[row[:n] for row in rows], self.sums or [0.0] * n)]
+        values = all_mean(rows[-1][:n], self.world)
+        self.emit({"kind": "step", "epoch": self.epoch, "batch": self.batch, "step": self.step, "loss": values,
+                   "loss_per_unit": self.per_unit(values, layers)})
         return values
 
-    def _check_finite(self, values: list[float], layers: list[int] | None) -> None:
-        if all(math.isfinite(x) for x in values) and _all_finite(
-                [p.grad for p in self.dbn.parameters() if p.grad is not None]):
-            return  # the common case: one reduction per tensor, one synchronisation
-        ids = layers if layers is not None else list(range(len(self.dbn.layers)))
-        for i, value in zip(ids, values):
-            grads_ok = _all_finite([p.grad for p in self.dbn.layers[i].parameters() if p.grad is not None])
-            if not math.isfinite(value) or not grads_ok:
-                raise RbmError(f"training diverged: layer {i} loss is {value} at step {self.step} "
+    def _check_finite(self, row: list[float], ids: list[int], step: int) -> None:
+        """row = (losses, gradient sums, parameter sum) of 0-based optimiser step `step`."""
+        n = len(ids)
+        for i, loss, grad in zip(ids, row[:n], row[n:2 * n]):
+            if not (math.isfinite(loss) and math.isfinite(grad)):
+                raise RbmError(f"training diverged: layer {i} loss is {loss} at step {step} "
                                f"(epoch {self.epoch + 1}); lower --lr.{self._last_good()}")
+        if not math.isfinite(row[-1]):  # e.g. a huge --lr: never save these
+            raise RbmError(f"training diverged: the parameters are not finite after step {step} "
+                           f"(epoch {self.epoch + 1}); lower --lr.{self._last_good()}")
 
     def _last_good(self) -> str:
         return f" The last good checkpoint is {self.checkpoint}" if self.checkpoint.is_file() else ""
 
     def run(self) -> TrainResult:
+        try:
+            return self._run()
+        finally:
+            self.emit({"kind": "end"})
+
+    def _run(self) -> TrainResult:
         cfg, t0 = self.cfg, time.time()
-        n, B = len(self.images), self.cfg.batch_size
-        steps_per_epoch = n // B  # a last partial batch is dropped (it is in the next epoch's order)
+        n, B, every = len(self.images), self.cfg.batch_size, self.cfg.log_every
         epochs = total_epochs(cfg, len(self.dbn.layers))
         metrics = []
-        self.progress({"kind": "start", "epochs": epochs, "steps_per_epoch": steps_per_epoch, "epoch": self.epoch,
-                       "device": str(self.device)})
+        self.emit({"kind": "start", "epochs": epochs, "steps_per_epoch": self.steps_per_epoch, "epoch": self.epoch,
+                   "device": str(self.device)})
         while self.epoch < epochs:
             layers = layers_for_epoch(cfg, len(self.dbn.layers), self.epoch)
-            perm, t_epoch, sums, count = epoch_permutation(n, cfg.seed, self.epoch), time.time(), None, 0
-            while self.batch < steps_per_epoch:
+            perm, t_epoch, self.sums = epoch_permutation(n, cfg.seed, self.epoch), time.time(), []
+            perm = perm.to(self.images.device)  # batches are cut where the images are: no copy of indices per step
+            count = self.batch
+            while self.batch < self.steps_per_epoch:
                 idx = rank_slice(perm[self.batch * B:(self.batch + 1) * B], self.world)
                 v = to_visible(self.images[idx].to(self.device, non_blocking=True), cfg.visible_units)
                 if cfg.channels_last and v.dim() == 4:
                     v = v.contiguous(memory_format=torch.channels_last)
-                for group in self.opt.param_groups:
-                    group["lr"] = learning_rate(cfg.lr, cfg.lr_decay, self.step, epochs * steps_per_epoch)
-                values = self.train_step(v, layers)
+                self.train_step(v, layers)
                 if self.centered and (self.step + 1) % OFFSET_EVERY == 0:
                     self.dbn.move_offsets(v, OFFSET_RATE, self.centered, reduce=lambda t: all_mean_tensor(t, self.world))
-                sums = values if sums is None else [a + b for a, b in zip(sums, values)]
-                count += 1
                 self.batch, self.step = self.batch + 1, self.step + 1
-                self.progress({"kind": "batch", "epoch": self.epoch, "batch": self.batch, "loss": values,
-                               "loss_per_unit": self.per_unit(values, layers)})
+                if self.step % every == 0:
+                    self.read_pending()
                 if (cfg.save_every and self.step % cfg.save_every == 0) or \
                         (cfg.save_minutes and time.time() - self.last_save > 60 * cfg.save_minutes):
                     self.save()
                 if self.should_stop():
                     self.save()
-                    return TrainResult(run_dir=self.run_dir, checkpoint=self.checkpoint, epochs_done=self.epoch, metrics=metrics, seconds=time.time() - t0, interrupted=True)
+                    return TrainResult(run_dir=self.run_dir, checkpoint=self.checkpoint, epochs_done=self.epoch,
+                                       metrics=metrics, seconds=time.time() - t0, interrupted=True)
+            self.read_pending()
+            sums, count = self.sums, self.batch - count
             self.epoch, self.batch = self.epoch + 1, 0
             row = self.epoch_metrics(sums, count, layers, time.time() - t_epoch)
             self.save()
-            if self.world.main:
-                self._write_epoch(row)
-                self._archive(row)
             metrics.append(row)
-            self.progress({"kind": "epoch", **row})
-        return TrainResult(run_dir=self.run_dir, checkpoint=self.checkpoint, epochs_done=self.epoch, metrics=metrics, seconds=time.time() - t0)
+            self.emit({"kind": "epoch", "row": row, **row})
+        return TrainResult(run_dir=self.run_dir, checkpoint=self.checkpoint, epochs_done=self.epoch, metrics=metrics,
+                           seconds=time.time() - t0)
 
     @torch.no_grad()
     def epoch_metrics(self, sums, count, layers, seconds) -> dict:
@@ -284,61 +349,12 @@ class Trainer:
         ids = layers if layers is not None else list(range(len(self.dbn.layers)))
         return {str(i): v / math.prod(self.dbn.specs[i].visible_shape) for i, v in zip(ids, values)}
 
-    def _archive(self, row: dict) -> None:
-        """Keep model-epochNNN.safetensors for the last `keep` epochs, and best.safetensors:
-        the epoch with the lowest stack reconstruction RMSE (copies, written atomically)."""
-        if not self.cfg.keep:
-            return
-        copy_atomic(self.checkpoint, self.run_dir / f"model-epoch{self.epoch:03d}.safetensors")
-        for old in sorted(self.run_dir.glob("model-epoch*.safetensors"))[: -self.cfg.keep]:
-            old.unlink(missing_ok=True)
-        best_file = self.run_dir / "best.json"
-        best = json.loads(best_file.read_text()) if best_file.is_file() else None
-        if best is None or row["stack_recon_rmse"] < best["stack_recon_rmse"]:
-            copy_atomic(self.checkpoint, self.run_dir / "best.safetensors")
-            write_atomic(best_file, json.dumps({"epoch": self.epoch, "stack_recon_rmse": row["stack_recon_rmse"]}))
-
-    def _write_epoch(self, row: dict) -> None:
-        with open(self.run_dir / "metrics.jsonl", "a") as f:
-            f.write(json.dumps(row) + "\n")
-        if self.write_images:
-            self.write_epoch_images()
-            if self.plots:
-                from rbmcli.report.pictures import write_epoch_pictures
-
-                v = to_visible(self.images[:256].to(self.device), self.cfg.visible_units)
-                write_epoch_pictures(self.run_dir, self.dbn, self.input_shape, read_metrics(self.run_dir), v)
-        if self.tb is not None:
-            self.tb.log_epoch(row)  # after the PNGs exist
-
-    @torch.no_grad()
-    def write_epoch_images(self) -> None:
-        """A grid of 64 samples, a strip of how 8 of their chains evolved (rows: chains,
-        columns: every sample_steps/8 steps), and 32 images above their stack reconstructions."""
-        from rbmcli.data.images import save_png
-
-        n_v, shape = self.cfg.visible_units, self.input_shape
-        g = torch.Generator(device=self.device).manual_seed(self.cfg.seed + 2)  # same chains every epoch
-        every = max(1, self.cfg.sample_steps // 8)
-        samples, frames = generate(self.dbn, 64, self.cfg.sample_steps, g, every=every, device=self.device)
-        save_png((samples.reshape(-1, *shape) / n_v).clamp(0, 1).cpu(), self.run_dir / f"samples-epoch{self.epoch:03d}.png")
-        if frames:
-            strip = torch.stack([f[:8].reshape(-1, *shape) for f in frames], 1).flatten(0, 1)  # (8·T, C, H, W)
-            save_png((strip / n_v).clamp(0, 1).cpu(), self.run_dir / "chains.png", nrow=len(frames))
-        v = to_visible(self.images[:32].to(self.device), n_v)
-        rec = self.dbn.down(self.dbn.up(v)).reshape(v.shape)
-        save_png((torch.cat([v, rec]) / n_v).clamp(0, 1).cpu(), self.run_dir / f"recon-epoch{self.epoch:03d}.png", nrow=8)
-
-
-def _all_finite(tensors: list[torch.Tensor]) -> bool:
-    """True if no tensor holds a NaN or inf (a NaN or inf survives the sums)."""
-    return not tensors or bool(torch.isfinite(torch.stack([t.sum() for t in tensors])).all())
-
 
 def train(cfg: TrainConfig, out: Path | None = None, *, resume: bool = False, progress=None,
-          should_stop=None, images: torch.Tensor | None = None, plots: bool = True,
-          tensorboard: bool = False) -> TrainResult:
-    """Train a DBN as configured; the library entry point behind `rbm train`."""
+          should_stop=None, images: torch.Tensor | None = None, subscribers=()) -> TrainResult:
+    """Train a DBN as configured; the library entry point behind `rbm train`. The run folder
+    records every epoch (metrics.jsonl, checkpoint copies) and its sample and reconstruction
+    grids; `subscribers` (see Trainer) add more, such as report.pictures.EpochPictures."""
     cfg.validate()
     run_dir = Path(out) if out else default_run_dir(cfg)
     check_choices(cfg)  # usage errors before the dataset is loaded
@@ -349,9 +365,6 @@ def train(cfg: TrainConfig, out: Path | None = None, *, resume: bool = False, pr
         images = load_training_images(cfg)
     build_dbn(cfg, tuple(images.shape[1:]))  # architecture errors before anything is written
     run_dir = prepare_run_dir(cfg, run_dir, resume)
-    trainer = Trainer(cfg, run_dir, images, resume=resume, progress=progress, should_stop=should_stop, plots=plots, tensorboard=tensorboard)
-    try:
-        return trainer.run()
-    finally:
-        if trainer.tb is not None:
-            trainer.tb.close()
+    trainer = Trainer(cfg, run_dir, images, resume=resume, progress=progress, should_stop=should_stop,
+                      subscribers=[lambda t: t.folder, EpochGrids, *subscribers])
+    return trainer.run()

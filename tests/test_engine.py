@@ -1,0 +1,134 @@
+"""The training engine: steps that never wait for the device, losses read once per log
+interval, events, the CUDA-graph option's fallback, the per-epoch grids' budget."""
+
+import math
+
+import pytest
+import torch
+
+from rbmcli.errors import RbmError
+from rbmcli.train.config import TrainConfig
+from rbmcli.train.grids import GRID_STEPS_PER_STEP, grid_steps
+from rbmcli.train.trainer import Trainer, train
+
+READS = ("item", "__float__", "__bool__", "cpu", "tolist")  # what brings a tensor's value to the host
+
+
+def images(n, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return (torch.rand(n, 1, 5, 7, generator=g) * 255).to(torch.uint8)
+
+
+def cfg(**kw):
+    base = dict(recipe="generate", arch="dense:7,dense:5", epochs=1, batch_size=10, device="cpu", sample_steps=3,
+                keep=0)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+@pytest.fixture
+def host_reads(monkeypatch):
+    """Counts of every host read of a tensor (READS) from here on, by name."""
+    counts = {name: 0 for name in READS}
+    for name in READS:
+        real = getattr(torch.Tensor, name)
+
+        def counting(self, *args, _real=real, _name=name, **kw):
+            counts[_name] += 1
+            return _real(self, *args, **kw)
+
+        monkeypatch.setattr(torch.Tensor, name, counting)
+    return counts
+
+
+@pytest.mark.parametrize("negatives", ["meanfield", "cd", "pcd"])
+def test_training_steps_read_nothing_back_from_the_device(host_reads, negatives):
+    """Thirteen steps (centered layers, offsets moved at steps 10, persistent chains for pcd):
+    not one value goes to the host; reading the pending steps then takes one `tolist`."""
+    t = Trainer(cfg(negatives=negatives, lower_negatives=negatives, log_every=1000), "unused", images(200))
+    v = t.images[:10].float() * (255 / 255)
+    for _ in range(13):
+        t.train_step(v, None)
+        t.step += 1
+    assert sum(host_reads.values()) == 0, host_reads
+    last = t.read_pending()
+    assert host_reads["tolist"] == 1 and sum(host_reads.values()) == 1, host_reads
+    assert len(last) == 2 and all(math.isfinite(x) for x in last)
+
+
+def test_a_whole_run_reads_the_device_per_log_interval_not_per_step(host_reads, tmp_path):
+    """The loop as `train` runs it, grids and checkpoints included: an epoch of 40 steps reads
+    the device as often as one of 10 (log interval 50), so nothing is read per step."""
+    seen = {}
+    for n in (100, 400):
+        before = dict(host_reads)
+        train(cfg(log_every=50, sample_steps=1), tmp_path / str(n), images=images(n))  # one grid step each
+        seen[n] = {k: host_reads[k] - before[k] for k in READS}
+    assert seen[100] == seen[400]
+
+
+def test_progress_comes_once_per_log_interval_with_the_mean_free_energy_gap(tmp_path):
+    """12 steps an epoch at --log-every 4: three step events an epoch, each with the losses of
+    its last step; the epoch row holds the mean of all 12."""
+    events = []
+    result = train(cfg(log_every=4, epochs=2), tmp_path / "run", images=images(120), progress=events.append)
+    kinds = [e["kind"] for e in events]
+    assert kinds.count("start") == 1 and kinds.count("epoch") == 2 and kinds[-1] == "end"
+    steps = [e["step"] for e in events if e["kind"] == "step"]
+    assert steps == [4, 8, 12, 16, 20, 24]
+    assert kinds.count("save") == 2
+    row = result.metrics[0]
+    assert set(row["loss"]) == {"0", "1"} and all(math.isfinite(x) for x in row["loss"].values())
+
+
+def test_a_nan_between_two_reads_names_its_step_and_saves_nothing(tmp_path, monkeypatch):
+    """A loss that turns NaN at step 7 of an epoch read every 50 steps: the run stops at the
+    read, names layer 1 and step 7, and no checkpoint of a later step exists."""
+    import rbmcli.train.trainer as trainer
+
+    real, calls = trainer.dbn_losses, {"n": 0}
+
+    def nan_at_7(*args, **kw):
+        losses = real(*args, **kw)
+        calls["n"] += 1
+        return losses[:1] + [losses[1] * float("nan")] if calls["n"] == 8 else losses
+
+    monkeypatch.setattr(trainer, "dbn_losses", nan_at_7)
+    with pytest.raises(RbmError, match=r"layer 1 loss is nan at step 7 "):
+        train(cfg(log_every=50), tmp_path / "run", images=images(200))
+    assert not (tmp_path / "run" / "model.safetensors").exists()
+
+
+def test_graph_off_cuda_says_so_once_and_trains_as_eager(tmp_path):
+    """--graph on the CPU: one note, then the same tensors as without it."""
+    events = []
+    a = train(cfg(graph=True), tmp_path / "g", images=images(100), progress=events.append)
+    b = train(cfg(), tmp_path / "e", images=images(100))
+    notes = [e["text"] for e in events if e["kind"] == "note"]
+    assert len(notes) == 1 and "--graph" in notes[0] and "eagerly" in notes[0]
+    from rbmcli.train.checkpoint import load_model
+
+    sa, sb = load_model(a.checkpoint)[0].state_dict(), load_model(b.checkpoint)[0].state_dict()
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_grid_steps_follow_the_epoch_length():
+    """--sample-steps is the most; a short epoch gets a share of its own steps."""
+    assert grid_steps(1000, 468) == int(GRID_STEPS_PER_STEP * 468) < 1000
+    assert grid_steps(1000, 100_000) == 1000
+    assert grid_steps(7, 3) == 1
+
+
+def test_grid_chains_persist_across_epochs(tmp_path):
+    """The grid's chains go on from one epoch to the next: the second epoch's strip does not
+    start where the first one's did (from noise)."""
+    from rbmcli.train.grids import EpochGrids
+
+    t = Trainer(cfg(sample_steps=4, batch_size=5), tmp_path, images(100))  # 20 steps: 4 grid steps an epoch
+    grids = EpochGrids(t)
+    assert grids.steps == 4
+    _, first = grids.advance()
+    state = grids.chains.clone()
+    _, second = grids.advance()
+    assert len(first) == len(second) == 4
+    assert not torch.equal(grids.chains, state)  # moved on from the end of the first epoch
