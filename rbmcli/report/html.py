@@ -18,7 +18,7 @@ from pathlib import Path
 
 from rbmcli.errors import RbmError
 from rbmcli.files import write_atomic
-from rbmcli.train.run_folder import read_metrics
+from rbmcli.train.run_folder import RunFolder, read_metrics
 from rbmcli.report.pictures import curves_figure, figure_png, filter_grid, flatten_row
 
 STYLE = """body{font-family:sans-serif;margin:2em;max-width:1100px;color:#222}
@@ -100,18 +100,18 @@ def _epoch_of(path: Path) -> int:
     return int(re.search(r"epoch(\d+)", path.name).group(1))
 
 
-def _filters_png(run_dir: Path) -> bytes | None:
+def _filters_png(run: RunFolder) -> bytes | None:
     """filters.png, or a grid drawn from model.safetensors when the run has none."""
-    if (run_dir / "filters.png").is_file():
-        return (run_dir / "filters.png").read_bytes()
-    if not (run_dir / "model.safetensors").is_file():
+    if run.filters_png.is_file():
+        return run.filters_png.read_bytes()
+    if not run.model.is_file():
         return None
     from torchvision.utils import make_grid
     from PIL import Image
 
     from rbmcli.train.checkpoint import load_model
 
-    dbn, info = load_model(run_dir / "model.safetensors")
+    dbn, info = load_model(run.model)
     tiles = filter_grid(dbn, tuple(info["input_shape"]))
     grid = make_grid(tiles, nrow=max(1, round(len(tiles) ** 0.5)), padding=2)
     buf = io.BytesIO()
@@ -121,8 +121,8 @@ def _filters_png(run_dir: Path) -> bytes | None:
 
 def sections(run_dir: Path, rows: list[dict]) -> list[str]:
     """The page body, one HTML fragment per section."""
-    out = [f"<h1>Run {html.escape(run_dir.resolve().name)}</h1>"]
-    cfg_file = run_dir / "config.json"
+    out, run = [f"<h1>Run {html.escape(run_dir.resolve().name)}</h1>"], RunFolder(run_dir)
+    cfg_file = run.config
     if cfg_file.is_file():
         cfg = json.loads(cfg_file.read_text())
         out.append("<h2>Configuration</h2>" + table([{"option": k, "value": v} for k, v in cfg.items()]))
@@ -131,27 +131,27 @@ def sections(run_dir: Path, rows: list[dict]) -> list[str]:
             **flatten_row(rows[-1])}
     out.append(f"<h2>Last epoch ({last['epoch']})</h2>"
                + table([{"metric": k, "value": v} for k, v in last.items() if v is not None]))
-    filters = _filters_png(run_dir)
+    filters = _filters_png(run)
     if filters is not None:
         out.append("<h2>First-layer filters</h2>" + img(filters, "filters (each tile min–max scaled)", True))
-    samples = sorted(run_dir.glob("samples-epoch*.png"), key=_epoch_of)
+    samples = sorted(run.per_epoch("samples"), key=_epoch_of)
     if samples:
         out.append("<h2>Samples</h2>" + "".join(img(p.read_bytes(), f"epoch {_epoch_of(p)}", True) for p in samples))
-    if (run_dir / "chains.png").is_file():
-        out.append("<h2>Gibbs chains (last epoch)</h2>" + img((run_dir / "chains.png").read_bytes(),
+    if run.chains_png.is_file():
+        out.append("<h2>Gibbs chains (last epoch)</h2>" + img(run.chains_png.read_bytes(),
                                                              "rows: 8 chains; columns: time", True))
-    recons = sorted(run_dir.glob("recon-epoch*.png"), key=_epoch_of)
+    recons = sorted(run.per_epoch("recon"), key=_epoch_of)
     if recons:
         out.append(f"<h2>Reconstructions (epoch {_epoch_of(recons[-1])})</h2>"
                    + img(recons[-1].read_bytes(), "data (top half) above their stack reconstructions", True))
-    if (run_dir / "hidden-activity.png").is_file():
-        out.append("<h2>Hidden activity</h2>" + img((run_dir / "hidden-activity.png").read_bytes(),
+    if run.activity_png.is_file():
+        out.append("<h2>Hidden activity</h2>" + img(run.activity_png.read_bytes(),
                                                     "mean activity per unit; shaded: dead < 1 %, saturated > 99 %"))
-    if (run_dir / "eval.json").is_file():
+    if run.eval_json.is_file():
         try:
-            results = json.loads((run_dir / "eval.json").read_text())
+            results = json.loads(run.eval_json.read_text())
         except json.JSONDecodeError:
-            raise RbmError(f"{run_dir / 'eval.json'} is not valid JSON") from None
+            raise RbmError(f"{run.eval_json} is not valid JSON") from None
         out.append("<h2>Evaluation</h2>" + table(eval_rows(results)))
     return out
 

@@ -63,6 +63,11 @@ class RunFolder:
     def filters_epoch_png(self, epoch: int) -> Path:
         return self.path / f"filters-epoch{epoch:03d}.png"
 
+    def per_epoch(self, kind: str) -> list[Path]:
+        """The per-epoch files of one kind — samples, recon, filters (PNG) or model — oldest first."""
+        ext = "safetensors" if kind == "model" else "png"
+        return sorted(self.path.glob(f"{kind}-epoch[0-9][0-9][0-9]*.{ext}"))
+
     def __call__(self, event: dict) -> None:
         if event["kind"] == "epoch":
             self.append_metrics(event["row"])
@@ -78,7 +83,7 @@ class RunFolder:
         if not self.keep:
             return
         copy_atomic(self.model, self.epoch_model(row["epoch"]))
-        for old in sorted(self.path.glob("model-epoch*.safetensors"))[: -self.keep]:
+        for old in self.per_epoch("model")[: -self.keep]:
             old.unlink(missing_ok=True)
         best = json.loads(self.best_json.read_text()) if self.best_json.is_file() else None
         if best is None or row["stack_recon_rmse"] < best["stack_recon_rmse"]:
