@@ -132,3 +132,35 @@ def test_grid_chains_persist_across_epochs(tmp_path):
     _, second = grids.advance()
     assert len(first) == len(second) == 4
     assert not torch.equal(grids.chains, state)  # moved on from the end of the first epoch
+
+
+@pytest.mark.parametrize("visible_units, hidden_units", [(255, 255), (3, 1), (1, 1)])
+def test_gibbs_chains_read_nothing_back_from_the_device(host_reads, visible_units, hidden_units):
+    """Sampling as `rbm sample` and the grids run it — moment-matched N = 255 units (tabulated
+    moments), exact copies (N = 3), binary — reads no value back to the host, step after step
+    (the unit tables are built once per device)."""
+    from rbmcli.model.sampling import run_top_chain, top_chain_start
+
+    t = Trainer(cfg(recipe="paper", visible_units=visible_units, hidden_units=hidden_units), "unused", images(50))
+    g = torch.Generator().manual_seed(3)
+    with torch.inference_mode():
+        v = top_chain_start(t.dbn, 9, g)
+        run_top_chain(t.dbn, v, 2, g)  # first use: tables built
+        before = sum(host_reads.values())
+        pixels, frames = run_top_chain(t.dbn, v, 25, g, every=5)
+    assert sum(host_reads.values()) == before, host_reads
+    assert pixels.shape == (9, 35) and len(frames) == 5  # a dense data layer: flat pixels
+
+
+def test_unit_tables_are_built_once_per_device_and_match_their_definition():
+    """The offsets and the copies-moment table a sampler step uses are the same tensors on
+    every call (nothing is built or copied per step), with the values of o_n = f⁻¹(n − ½)."""
+    from rbmcli.model.units import Units, copies_moments
+
+    u = Units.make(7, 0.3)
+    assert u.offsets("cpu") is u.offsets("cpu")
+    n = torch.arange(1, 8, dtype=torch.float64)
+    assert torch.allclose(u.offsets(dtype=torch.float64), torch.logit((n - 0.5) / 7) / 0.3)
+    x = torch.linspace(-20, 20, 9)
+    mean, var = copies_moments(u, x)
+    assert torch.allclose(mean, u.copies_mean(x), atol=1e-3) and torch.allclose(var, u.copies_variance(x), atol=1e-3)
