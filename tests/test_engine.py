@@ -164,3 +164,95 @@ def test_unit_tables_are_built_once_per_device_and_match_their_definition():
     x = torch.linspace(-20, 20, 9)
     mean, var = copies_moments(u, x)
     assert torch.allclose(mean, u.copies_mean(x), atol=1e-3) and torch.allclose(var, u.copies_variance(x), atol=1e-3)
+
+
+class _ReplayedGraph:
+    """A stand-in for torch.cuda.CUDAGraph on the CPU: capture records the step's Python body
+    without its effects (the state is restored after a dry run), replay runs it again and
+    writes its outputs into the captured output's storage, as a real replay would."""
+
+    def __init__(self):
+        self.body, self.out = None, None
+
+    def register_generator_state(self, generator):
+        pass
+
+    def replay(self):
+        self.out.copy_(self.body())
+
+
+def _fake_cuda(monkeypatch):
+    """torch.cuda's stream and graph API as GraphStep uses it, for a CPU trainer."""
+    import contextlib
+
+    import rbmcli.train.step as step
+
+    class Stream:
+        def wait_stream(self, other):
+            pass
+
+    @contextlib.contextmanager
+    def graph(g):  # the with-block runs the body once; the test undoes its effects
+        yield
+
+    monkeypatch.setattr(step.torch.cuda, "Stream", Stream)
+    monkeypatch.setattr(step.torch.cuda, "stream", lambda s: contextlib.nullcontext())
+    monkeypatch.setattr(step.torch.cuda, "current_stream", lambda: Stream())
+    monkeypatch.setattr(step.torch.cuda, "CUDAGraph", _ReplayedGraph)
+    monkeypatch.setattr(step.torch.cuda, "graph", graph)
+
+
+@pytest.mark.parametrize("negatives", ["meanfield", "pcd"])
+def test_a_replayed_step_trains_what_the_eager_step_trains(monkeypatch, negatives):
+    """GraphStep's bookkeeping — the batch copied into a static input, the stats read from the
+    captured output, the persistent chains copied back into their own buffers — checked on the
+    CPU with a stand-in graph that replays the captured body: 12 steps on varying batches give
+    the eager step's parameters and chains exactly."""
+    import copy
+
+    from rbmcli.train.step import GraphStep
+
+    c = cfg(negatives=negatives, lower_negatives=negatives, log_every=1000)
+    x = images(120)
+    eager, graphed = Trainer(c, "unused", x), Trainer(c, "unused", x)
+    _fake_cuda(monkeypatch)
+    gs = GraphStep(graphed.dbn, graphed.opt, graphed.layer_losses, graphed.world, chains=graphed.chains,
+                   generator=graphed.gen, note=lambda text: None)
+    real_capture = gs._capture
+
+    def capture(v, layers):  # a dry run of the body, then the state as it was: capture runs nothing
+        params = [p.detach().clone() for p in graphed.dbn.parameters()]
+        opt_state, rng = copy.deepcopy(graphed.opt.state_dict()), graphed.gen.get_state()
+        chains = [None if ch is None else ch.clone() for ch in graphed.chains]
+        graph, static_v, stats = real_capture(v, layers)
+        static = list(graphed.chains)
+
+        def replay():  # what the graph recorded; Python's own effects (the list's rebinding) do not replay
+            out = gs.recorded(static_v, layers, static)
+            graphed.chains[:] = static
+            return out
+
+        graph.body, graph.out = replay, stats
+        with torch.no_grad():
+            for p, q in zip(graphed.dbn.parameters(), params):
+                p.copy_(q)
+        graphed.opt.load_state_dict(opt_state)
+        graphed.gen.set_state(rng)
+        for live, saved in zip(graphed.chains, chains):
+            if live is not None:
+                live.copy_(saved)
+        return graph, static_v, stats
+
+    gs._capture = capture
+    graphed.step_fn = gs
+    for i in range(12):
+        v = eager.images[(i % 12) * 10:(i % 12 + 1) * 10].float()
+        eager.train_step(v, None)
+        graphed.train_step(v, None)
+    assert gs.graphs, "the step was captured"
+    a, b = eager.read_pending(), graphed.read_pending()
+    assert a == b
+    for p, q in zip(eager.dbn.parameters(), graphed.dbn.parameters()):
+        assert torch.equal(p, q)
+    for ca, cb in zip(eager.chains, graphed.chains):
+        assert (ca is None) == (cb is None) and (ca is None or torch.equal(ca, cb))

@@ -134,10 +134,16 @@ class GraphStep(EagerStep):
         self.opt.zero_grad(set_to_none=True)  # gradients are allocated by the graph, overwritten by each replay
         try:
             with torch.cuda.graph(graph):
-                stats = self.body(static_v, layers)
-                for i, c in enumerate(static_chains):
-                    if c is not None and self.chains[i] is not c:
-                        c.copy_(self.chains[i])
+                stats = self.recorded(static_v, layers, static_chains)
         finally:
             self.chains[:] = static_chains  # the chain states stay the static buffers
         return graph, static_v, stats
+
+    def recorded(self, static_v: torch.Tensor, layers: list[int] | None, static_chains: list) -> torch.Tensor:
+        """What the graph records: the step, then each chain's continuation copied into the
+        chain's own buffer (a replay runs no Python: the list's rebinding does not happen)."""
+        stats = self.body(static_v, layers)
+        for i, c in enumerate(static_chains):
+            if c is not None and self.chains[i] is not c:
+                c.copy_(self.chains[i])
+        return stats
