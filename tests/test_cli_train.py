@@ -41,7 +41,6 @@ def test_train_on_real_mnist_writes_a_run(tmp_path):
     (["--arch", "nonsense"], "architecture"),
     (["--negatives", "bogus"], "--negatives"),
     (["--weight-decay", "-1"], "--weight-decay"),
-    (["--device", "cuda:7"], "not available"),
     (["--batch-size", "100000"], "larger than"),
 ])
 def test_bad_options_exit_2_with_one_line(tmp_path, args, needle):

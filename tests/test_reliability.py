@@ -337,7 +337,6 @@ FAST = ["--arch", "tiny", "--limit", "64", "--batch-size", "32", "--epochs", "1"
     (["--limit", "0"], "--limit"),
     (["--limit", "16"], "larger than the 16 training images"),
     (["--arch", "paper-huge"], "preset"),
-    (["--device", "mps"], "not available"),
     (["--device", "tpu"], "device"),
     (["--precision", "fp8"], "--precision"),
     (["--size", "2"], "--size"),

@@ -7,7 +7,7 @@ Forward AIS underestimates log Z on average (Jensen: E[Ẑ] = Z), so its log-lik
 high; reverse AIS (Burda, Grosse & Salakhutdinov 2015), started from samples of the model,
 overestimates log Z, so its log-likelihood errs low. The samples come from `--chains` Gibbs
 chains started at test images and run `--burn-in` steps (approximate samples: the bound is
-then approximate too). Rows go to benchmarks/results/loglik_check.json.
+then approximate too). With --record, rows go to benchmarks/results/loglik_check.json.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: rows.py
-from rows import append_rows, command_line  # noqa: E402
+from rows import add_record_option, append_rows, command_line  # noqa: E402
 
 from rbmcli.eval.ais import (
     ais_log_partition,
@@ -50,6 +50,7 @@ def main() -> None:
     ap.add_argument("--chains", type=int, default=100, help="reverse AIS runs (model samples)")
     ap.add_argument("--burn-in", type=int, default=10_000, help="Gibbs steps before reverse AIS")
     ap.add_argument("--seed", type=int, default=1)
+    add_record_option(ap)
     args = ap.parse_args()
 
     dbn, info = load_model(args.checkpoint)
@@ -82,7 +83,7 @@ def main() -> None:
            "threads": torch.get_num_threads(), "date": str(date.today()),
            "command": command_line()}
     print(json.dumps(row, indent=2))
-    append_rows("loglik_check", [row])
+    append_rows("loglik_check", [row], args.record)
 
 
 if __name__ == "__main__":

@@ -4,8 +4,9 @@
     python benchmarks/experiments/color_table.py runs/mnist-default/model.safetensors
 
 Runs `rbm evaluate`'s --colorize (color models), --occlusion and --hue-match (colored-mnist
-models) on the checkpoint's test split, appends the rows to benchmarks/results/color.json,
-and writes three pictures named after the run folder into docs/img/:
+models) on the checkpoint's test split and prints the rows; with --record it appends them to
+benchmarks/results/color.json. Three pictures named after the run folder go into docs/img/
+(with --record; else runs/bench-img/):
 <run>-samples.png (64 samples from noise, 8 a row), <run>-colorize.png (rows of 16 test
 images: gray input, reconstruction, truth) and <run>-occlusion.png (occluded, restored, clean).
 """
@@ -22,7 +23,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: rows.py
-from rows import IMG, ROOT, append_rows, command_line  # noqa: E402
+from rows import add_record_option, append_rows, command_line, figure_dir, relative  # noqa: E402
 
 from rbmcli.train.checkpoint import load_model
 from rbmcli.data.datasets import load_dataset
@@ -35,22 +36,22 @@ from rbmcli.eval.occlusion import occlude
 PER_ROW = 16
 
 
-def pictures(ckpt: Path, info: dict, tag: str, steps: int, recon_steps: int, seed: int) -> dict:
-    """Write the three pictures (the colorization one for color models only); their paths."""
+def pictures(ckpt: Path, info: dict, tag: str, steps: int, recon_steps: int, seed: int, folder: Path) -> dict:
+    """Write the three pictures (the colorization one for color models only) into `folder`; their paths."""
     c, side = info["input_shape"][0], info["input_shape"][-1]
     clean = load_dataset(info["config"]["dataset"], "test", None, size=side, limit=PER_ROW, channels=c).images
     written = {}
     samples = sample_images(ckpt, 64, steps=steps, seed=seed, device="cpu").images
-    written["samples"] = save_png(samples, IMG / f"{tag}-samples.png", nrow=8)
+    written["samples"] = save_png(samples, folder / f"{tag}-samples.png", nrow=8)
     if c == 3:
         colored = reconstruct_images(ckpt, clean, steps=recon_steps, gray=True, device="cpu", seed=seed)
         rows = torch.cat([to_gray(clean, 3).float() / 255, colored, clean.float() / 255])
-        written["colorize"] = save_png(rows, IMG / f"{tag}-colorize.png", nrow=PER_ROW)
+        written["colorize"] = save_png(rows, folder / f"{tag}-colorize.png", nrow=PER_ROW)
     occluded, _ = occlude(clean, torch.Generator().manual_seed(seed))
     restored = reconstruct_images(ckpt, occluded, steps=recon_steps, device="cpu", seed=seed)
     rows = torch.cat([occluded.float() / 255, restored, clean.float() / 255])
-    written["occlusion"] = save_png(rows, IMG / f"{tag}-occlusion.png", nrow=PER_ROW)
-    return {k: str(p.relative_to(ROOT)) for k, p in written.items()}
+    written["occlusion"] = save_png(rows, folder / f"{tag}-occlusion.png", nrow=PER_ROW)
+    return {k: relative(p) for k, p in written.items()}
 
 
 def main() -> None:
@@ -62,6 +63,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=1000, help="Gibbs steps per sample")
     ap.add_argument("--recon-steps", type=int, default=0, help="Gibbs steps in the top RBM of reconstructions")
     ap.add_argument("--seed", type=int, default=0)
+    add_record_option(ap)
     args = ap.parse_args()
 
     _, info = load_model(args.checkpoint)
@@ -73,14 +75,15 @@ def main() -> None:
     t0 = time.time()
     _, rows = evaluate(args.checkpoint, opts)
     tag = args.checkpoint.parent.name
-    pics = pictures(args.checkpoint, info, tag, args.steps, args.recon_steps, args.seed)
+    pics = pictures(args.checkpoint, info, tag, args.steps, args.recon_steps, args.seed, figure_dir(args.record))
     model = f"{cfg['arch']}, N={cfg['visible_units']}, {cfg['recipe']} recipe, {cfg['epochs']} ep"
     common = {"dataset": cfg["dataset"], "model": model, "checkpoint": str(args.checkpoint), "pictures": pics,
               "threads": torch.get_num_threads(), "date": str(date.today()), "command": command_line()}
     out = [{"metric": r.metric, "value": round(r.value, 4), "details": r.details, "seconds": round(r.seconds, 1),
             **common} for r in rows]
     print(json.dumps(out, indent=2))
-    print(f"{time.time() - t0:.0f} s; rows appended to {append_rows('color', out)}")
+    where = append_rows('color', out, args.record)
+    print(f"{time.time() - t0:.0f} s" + (f"; rows appended to {where}" if where else ""))
 
 
 if __name__ == "__main__":

@@ -5,11 +5,11 @@
 
 A checkpoint row: `n` samples (Gibbs chains from noise, `--steps` steps in the top RBM, then
 the mean pass down) against the first `n` training images of the checkpoint's dataset, both
-through pytorch-fid's Inception (pool3); the first 64 samples are written as a grid to
-docs/img/fid-<run>.png. A `--floor` row: the first `n` test images against the same `n`
+through pytorch-fid's Inception (pool3); the first 64 samples are written as a grid fid-<run>.png (into docs/img/
+with --record, else runs/bench-img/). A `--floor` row: the first `n` test images against the same `n`
 training images, i.e. the FID two samples of real digits get at this `n` (FID is biased
 upward at small n, so a model's FID only means something next to this floor at the same n).
-Rows go to benchmarks/results/fid.json.
+Rows are printed; with --record they are appended to benchmarks/results/fid.json.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: rows.py
-from rows import IMG, ROOT, append_rows, command_line  # noqa: E402
+from rows import add_record_option, append_rows, command_line, figure_dir, relative  # noqa: E402
 
 from rbmcli.train.checkpoint import load_model
 from rbmcli.data.datasets import load_dataset
@@ -49,6 +49,7 @@ def main() -> None:
     ap.add_argument("--floor", action="store_true", help="test images against training images")
     ap.add_argument("--dataset", default=None, help="with --floor: mnist, colored-mnist or fashion-mnist")
     ap.add_argument("--seed", type=int, default=0)
+    add_record_option(ap)
     args = ap.parse_args()
     if args.floor == bool(args.checkpoint):
         raise SystemExit("give a checkpoint, or --floor --dataset NAME")
@@ -73,17 +74,17 @@ def main() -> None:
         result = sample_images(args.checkpoint, args.n, steps=args.steps, seed=args.seed, device="cpu")
         pixels = (result.images * 255).round().to(torch.uint8)
         fake = image_statistics(pixels, inception, batch_size=50, device="cpu")
-        grid = IMG / f"fid-{Path(args.checkpoint).parent.name}.png"
+        grid = figure_dir(args.record) / f"fid-{Path(args.checkpoint).parent.name}.png"
         save_png(result.images[:64], grid, nrow=8)
         extra = {"gibbs_steps": args.steps, "sampling_seconds": round(result.seconds, 1),
-                 "grid": str(grid.relative_to(ROOT)), "checkpoint": args.checkpoint}
+                 "grid": relative(grid), "checkpoint": args.checkpoint}
     value = frechet_distance(*fake, *real)
     row = {"dataset": dataset, "units_N": n_units, "model": label, "fid": round(value, 2),
            "n_fake": args.n, "n_real": n_real, **extra, "seconds": round(time.time() - t0, 1),
            "threads": torch.get_num_threads(), "date": str(date.today()),
            "command": command_line()}
     print(json.dumps(row, indent=2))
-    append_rows("fid", [row])
+    append_rows("fid", [row], args.record)
 
 
 if __name__ == "__main__":

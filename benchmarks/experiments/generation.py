@@ -11,7 +11,8 @@ as `rbm sample -n 64` draws them) and four figures:
   (1.0: as varied as real data; a grid of copies of one image: ≈ 0);
 - near-duplicate pairs: pairs of samples closer than a tenth of the real images' mean distance;
 - seconds: wall time of the sampling.
-The grid goes to docs/img/gen-<run>.png; rows to benchmarks/results/generation.json.
+Rows are printed and the grid written as gen-<run>.png under runs/bench-img/; with --record the
+grid goes to docs/img/ and the rows are appended to benchmarks/results/generation.json.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: rows.py
-from rows import IMG, ROOT, append_rows, command_line  # noqa: E402
+from rows import add_record_option, append_rows, command_line, figure_dir, relative  # noqa: E402
 
 from rbmcli.train.checkpoint import load_model
 from rbmcli.data.datasets import load_dataset
@@ -69,6 +70,7 @@ def main() -> None:
     ap.add_argument("checkpoints", nargs="+")
     ap.add_argument("--steps", type=int, default=1000)
     ap.add_argument("--init", default="noise", choices=["noise", "data"])
+    add_record_option(ap)
     args = ap.parse_args()
     rows = []
     for ckpt in args.checkpoints:
@@ -77,7 +79,7 @@ def main() -> None:
         t0 = time.time()
         result = sample_images(ckpt, 64, steps=args.steps, init=args.init, device="cpu")
         seconds = time.time() - t0
-        grid = IMG / f"gen-{Path(ckpt).parent.name}.png"
+        grid = figure_dir(args.record) / f"gen-{Path(ckpt).parent.name}.png"
         save_png(result.images, grid, nrow=8)
         rows.append({"checkpoint": ckpt, "dataset": cfg["dataset"], "arch": cfg["arch"],
                      "recipe": cfg.get("recipe", "paper"), "visible_units": cfg["visible_units"],
@@ -85,10 +87,10 @@ def main() -> None:
                      "negatives": cfg["negatives"], "lr": cfg["lr"], "lr_decay": cfg["lr_decay"],
                      "epochs": cfg["epochs"], "init": args.init, "gibbs_steps": args.steps,
                      **diversity(result.images, cfg["dataset"]), "sampling_seconds": round(seconds, 1),
-                     "grid": str(grid.relative_to(ROOT)), "threads": torch.get_num_threads(),
+                     "grid": relative(grid), "threads": torch.get_num_threads(),
                      "date": str(date.today()), "command": command_line()})
         print(json.dumps(rows[-1]))
-    append_rows("generation", rows)
+    append_rows("generation", rows, args.record)
 
 
 if __name__ == "__main__":

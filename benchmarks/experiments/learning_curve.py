@@ -5,7 +5,7 @@
 Train the run first with `rbm train ... --keep 100 --out RUN` (keeps model-epochNNN.safetensors;
 copies kept in subfolders of RUN count too, e.g. RUN/kept/model-epoch006.safetensors).
 C is chosen on a validation split of the training set for every checkpoint; the validation
-error is the selection signal, the test error is only reported. Rows are appended to
+error is the selection signal, the test error is only reported. With --record, rows are appended to
 benchmarks/results/learning_curves.json: {run, dataset, units_N, arch, epoch, svm_error_percent,
 val_error_percent, C, train_seconds (cumulative), svm_seconds, command, date}.
 """
@@ -19,7 +19,7 @@ from datetime import date
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: rows.py
-from rows import append_rows, command_line  # noqa: E402
+from rows import add_record_option, append_rows, command_line  # noqa: E402
 
 from rbmcli.eval.evaluate import EvalOptions, evaluate
 
@@ -28,6 +28,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("run", type=Path)
     ap.add_argument("--epochs", default="", help="comma-separated epochs (default: every kept checkpoint)")
+    add_record_option(ap)
     args = ap.parse_args()
     wanted = {int(e) for e in args.epochs.split(",") if e}
     metrics = [json.loads(line) for line in (args.run / "metrics.jsonl").read_text().splitlines() if line.strip()]
@@ -49,7 +50,7 @@ def main() -> None:
                "train_seconds": round(seconds.get(epoch, float("nan")), 1), "svm_seconds": round(svm.seconds, 1),
                "command": command_line(), "date": str(date.today())}
         print(json.dumps(row), flush=True)
-        append_rows("learning_curves", [row])
+        append_rows("learning_curves", [row], args.record)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ MNIST training images, binarised by sampling (seed 0): shuffled batches of 128, 
 loss, rate and schedule, the default initialisation; 16 hidden units make log Z exact (2^16 terms). Its
 mean log-likelihood on the first 2,000 test images (binarised with seed 1) is printed next to
 that of the independent-pixel model fitted to the same training images (Laplace-smoothed
-pixel means). Seconds per run. Rows go to benchmarks/results/likelihood_small.json.
+pixel means). Seconds per run. With --record, rows go to benchmarks/results/likelihood_small.json.
 
 `--scale-divisor D` is an experiment, not an rbmcli option: it divides the weight scale
 s = √(k_v N_v k_h N_h · fan_in) of dense layers by D for this process, so that Adam's steps
@@ -29,7 +29,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: rows.py
-from rows import append_rows, command_line  # noqa: E402
+from rows import add_record_option, append_rows, command_line  # noqa: E402
 
 from rbmcli.data.batches import binarize
 from rbmcli.data.datasets import load_dataset
@@ -70,6 +70,7 @@ def main() -> None:
     ap.add_argument("--center-data", action=argparse.BooleanOptionalAction, default=None,
                     help="as rbm train's --center-data/--no-center-data (default: the recipe's)")
     ap.add_argument("--lr", type=float, default=None, help="as rbm train's --lr (default: the recipe's)")
+    add_record_option(ap)
     args = ap.parse_args()
     if args.scale_divisor != 1.0:
         divide_dense_scale(args.scale_divisor)
@@ -97,7 +98,7 @@ def main() -> None:
                      "test_log_likelihood_nats": round(ll, 2), "independent_pixels_nats": round(independent, 2),
                      "gain_nats": round(ll - independent, 2), "seconds": round(seconds, 1),
                      "threads": torch.get_num_threads(), "date": str(date.today()), "command": command_line()})
-    append_rows("likelihood_small", rows)
+    append_rows("likelihood_small", rows, args.record)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ MNIST is stochastically binarised once (each pixel ~ Bernoulli(intensity), fixed
 seed: `--binarize sample`), the RBM is trained with the paper's loss and the chosen negatives,
 and the mean test log-likelihood is estimated with AIS (Salakhutdinov & Murray 2008: base-rate
 model from the smoothed training marginals, 14,500 inverse temperatures, 100 runs, ±3σ).
-Rows go to benchmarks/results/loglik.json.
+With --record, rows go to benchmarks/results/loglik.json.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from datetime import date
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: rows.py
-from rows import append_rows, command_line  # noqa: E402
+from rows import add_record_option, append_rows, command_line  # noqa: E402
 
 from rbmcli.train.config import TrainConfig
 from rbmcli.eval.evaluate import EvalOptions, evaluate
@@ -37,6 +37,7 @@ def main() -> None:
     ap.add_argument("--hidden", type=int, default=500)
     ap.add_argument("--ais-betas", type=int, default=14_501)
     ap.add_argument("--ais-runs", type=int, default=100)
+    add_record_option(ap)
     args = ap.parse_args()
     cfg = TrainConfig(recipe="paper", visible_bias_init="zero", arch=f"dense:{args.hidden}", visible_units=1, hidden_units=1, binarize="sample",
                       negatives=args.negatives, gibbs_steps=args.gibbs_steps, epochs=args.epochs, lr=args.lr, lr_decay=args.lr_decay,
@@ -56,7 +57,7 @@ def main() -> None:
            "train_seconds": round(train_s, 1), "ais_seconds": round(r.seconds, 1), "date": str(date.today()),
            "command": command_line(), "checkpoint": str(res.checkpoint)}
     print(json.dumps(row, indent=2))
-    append_rows("loglik", [row])
+    append_rows("loglik", [row], args.record)
 
 
 if __name__ == "__main__":

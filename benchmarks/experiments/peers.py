@@ -7,8 +7,9 @@ a validation split of the training set). With --loglik (MNIST) a second Bernoull
 binarised MNIST (`--binarize sample`, seed 0, as benchmarks/experiments/loglik.py) and its AIS test
 log-likelihood is measured by rbmcli's AIS after mapping its parameters into an rbmcli RBM
 (the mapping is checked: free energies agree with sklearn's to 1e-4); its samples (1000 Gibbs
-steps from noise, as sklearn's `gibbs`) go to docs/img/peers-sklearn-samples.png.
-Rows go to benchmarks/results/peers.json and benchmarks/results/loglik.json.
+steps from noise, as sklearn's `gibbs`) go to peers-sklearn-samples.png in docs/img/ (with
+--record; else runs/bench-img/). With --record the rows are appended to
+benchmarks/results/peers.json and benchmarks/results/loglik.json (else printed only).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: rows.py
-from rows import IMG, append_rows, command_line  # noqa: E402
+from rows import add_record_option, append_rows, command_line, figure_dir  # noqa: E402
 
 from rbmcli.data.batches import binarize
 from rbmcli.train.config import TrainConfig
@@ -93,17 +94,13 @@ def loglik_row(args) -> dict:
     v = (np.random.default_rng(0).random((64, 784)) < 0.5).astype(np.float64)
     for _ in range(1000):
         v = skl.gibbs(v)
-    IMG.mkdir(parents=True, exist_ok=True)
-    save_png(torch.as_tensor(v, dtype=torch.float32).reshape(64, 1, 28, 28), IMG / "peers-sklearn-samples.png", 8)
+    save_png(torch.as_tensor(v, dtype=torch.float32).reshape(64, 1, 28, 28),
+             figure_dir(args.record) / "peers-sklearn-samples.png", 8)
     return {"model": "sklearn BernoulliRBM 784-500", "negatives": f"sklearn PCD-1, lr 0.05, {args.rbm_epochs} epochs",
             "epochs": args.rbm_epochs, "test_log_likelihood_nats": r["mean_log_likelihood"], "lr": 0.05, "low": r["low"],
             "high": r["high"], "log_z": r["log_z"], "binarize": "sample (seed 0)", "train_seconds": round(fit_s, 1),
             "ais_seconds": round(time.time() - t0, 1), "date": str(date.today()),
             "command": command_line()}
-
-
-def append(name: str, rows: list[dict]) -> None:
-    append_rows(name, rows)
 
 
 def main() -> None:
@@ -113,15 +110,16 @@ def main() -> None:
     ap.add_argument("--limit-train", type=int, default=None)
     ap.add_argument("--no-svm", action="store_true")
     ap.add_argument("--no-loglik", action="store_true")
+    add_record_option(ap)
     args = ap.parse_args()
     if not args.no_loglik and args.dataset == "mnist":
         row = loglik_row(args)
         print(json.dumps(row, indent=2), flush=True)
-        append("loglik", [row])
+        append_rows("loglik", [row], args.record)
     if not args.no_svm:
         rows = svm_rows(args)
         print(json.dumps(rows, indent=2), flush=True)
-        append("peers", rows)
+        append_rows("peers", rows, args.record)
 
 
 if __name__ == "__main__":

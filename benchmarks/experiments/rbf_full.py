@@ -10,7 +10,7 @@ scikit-learn's 'scale' γ) is fit on the Table 1 protocol's fit part (the other 
 the training set after the same stratified 10 % validation split); the C with the lowest
 validation error is chosen and only that SVM predicts the test set. libsvm costs 8–30 minutes
 per fit here, so the chosen SVM is not refit on the validation images (the linear protocol
-refits). Rows go to benchmarks/results/rbf_full.json: {checkpoint, dataset, units_N, epoch, C,
+refits). With --record, rows go to benchmarks/results/rbf_full.json: {checkpoint, dataset, units_N, epoch, C,
 fit, val_error_percent, svm_error_percent, n_support, scan: [{C, val_error_percent, n_support,
 fit_seconds}], seconds, command, date}; and, when benchmarks/results/table1.json already holds
 the run's linear-SVM row (its `rbm train` command), a Table 1 row for the RBF protocol.
@@ -45,7 +45,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: rows.py
-from rows import RESULTS, append_rows, command_line  # noqa: E402
+from rows import RESULTS, add_record_option, append_rows, command_line  # noqa: E402
 
 from rbmcli.train.checkpoint import load_model
 from rbmcli.data.datasets import load_dataset
@@ -226,6 +226,7 @@ def main() -> None:
     ap.add_argument("--scaling", choices=("standard", "none"), default="standard",
                     help="standard: every feature to zero mean, unit variance (the Table 1 protocol); "
                          "none: the features as they are (pixels / 255, f(x)), γ = 1/(D·var) over all of them")
+    add_record_option(ap)
     args = ap.parse_args()
     members = []
     for checkpoint in args.checkpoints:
@@ -233,21 +234,21 @@ def main() -> None:
         members.append((row, arrays))
         print(json.dumps(row), flush=True)
         if fresh:
-            append_rows("rbf_full", [row])
+            append_rows("rbf_full", [row], args.record)
             if row["checkpoint"].startswith("pixels:"):
                 append_rows("peers", [{"model": f"raw pixels + RBF SVM ({'standardised' if args.scaling == 'standard' else 'unscaled, pixels / 255'})", "svm_error_percent": row["svm_error_percent"],
                                        "C": row["C"], "seconds": row["seconds"], "dataset": row["dataset"],
                                        "n_train": row["fit"], "n_test": 10_000, "date": row["date"],
-                                       "svm_protocol": protocol(row), "command": row["command"]}])
+                                       "svm_protocol": protocol(row), "command": row["command"]}], args.record)
                 continue
             t1 = table1_row(row, checkpoint)
             if t1 is not None:
-                append_rows("table1", [t1])
+                append_rows("table1", [t1], args.record)
     if len(members) > 1:
         row = ensemble_row(members, args.checkpoints, command_line())
         print(json.dumps(row), flush=True)
-        append_rows("rbf_ensemble", [row])
-        append_rows("table1", [ensemble_table1_row(row)])
+        append_rows("rbf_ensemble", [row], args.record)
+        append_rows("table1", [ensemble_table1_row(row)], args.record)
 
 
 if __name__ == "__main__":

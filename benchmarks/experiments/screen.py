@@ -8,7 +8,7 @@ top-layer features of the 60k training images, the same stratified 10 % validati
 the Table 1 protocol, an SVM fit on the first `--fit` images of the other 90 % for each C of a
 short grid, and the validation error at each C. A point costs ≈ 1–2 minutes instead of the
 full protocol's 15, so recipes can be compared at the same budget before one is run in full
-(benchmarks/experiments/learning_curve.py). Rows go to benchmarks/results/screen.json:
+(benchmarks/experiments/learning_curve.py). With --record, rows go to benchmarks/results/screen.json:
 {run, epoch, recipe, kernel, features, fit, val_error_percent (best over the grid), C, scan, seconds, command, date}.
 
 --features screens other feature sets than the top layer (the paper's and the default):
@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: rows.py
-from rows import append_rows, command_line  # noqa: E402
+from rows import add_record_option, append_rows, command_line  # noqa: E402
 
 from rbmcli.train.checkpoint import load_model
 from rbmcli.eval.evaluate import EvalOptions, _data
@@ -84,6 +84,7 @@ def main() -> None:
     ap.add_argument("--landmarks", type=int, default=4096)
     ap.add_argument("--epochs", default="", help="comma-separated epochs (default: every kept checkpoint)")
     ap.add_argument("--features", default="top", help='";"-separated layer sets, e.g. "top;1+2;0p2+top"')
+    add_record_option(ap)
     args = ap.parse_args()
     wanted = {int(e) for e in args.epochs.split(",") if e}
     config = json.loads((args.run / "config.json").read_text())
@@ -113,7 +114,7 @@ def main() -> None:
                        "val_error_percent": round(best["val_error_percent"], 3), "C": best["C"], "scan": scan,
                        "seconds": round(time.perf_counter() - t0, 1), "command": command_line(), "date": str(date.today())}
                 print(json.dumps(row), flush=True)
-                append_rows("screen", [row])
+                append_rows("screen", [row], args.record)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@
 
 Trains with `train` of rbmcli/train/trainer.py (the library behind `rbm train`), evaluates with the
 protocol of `rbm evaluate --svm` (standardised linear SVM, C chosen on a validation split of
-the training set), and appends a row to benchmarks/results/table1.json:
+the training set), and (with --record) appends a row to benchmarks/results/table1.json:
 {dataset, units_N, svm_error_percent, epochs, wall_seconds, command, ...}.
 """
 
@@ -20,7 +20,7 @@ from datetime import date
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: rows.py
-from rows import append_rows, command_line  # noqa: E402
+from rows import add_record_option, append_rows, command_line  # noqa: E402
 
 from rbmcli.train.config import TrainConfig
 from rbmcli.eval.evaluate import EvalOptions, evaluate
@@ -46,6 +46,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--table", default="table1", help="results file name (table1, ablations, ...)")
     ap.add_argument("--tag", default="", help="a label for the row (ablation name)")
+    add_record_option(ap)
     args = ap.parse_args()
     cfg = TrainConfig(recipe="paper", visible_bias_init="zero", dataset=args.dataset, arch=args.arch, visible_units=args.units, hidden_units=args.units,
                       epochs=args.epochs, lr=args.lr, lr_decay=args.lr_decay, mode=args.mode, negatives=args.negatives,
@@ -63,7 +64,9 @@ def main() -> None:
            "svm": svm.details, "svm_protocol": SVM_PROTOCOL, "date": str(date.today()), "machine": f"{platform.machine()} 2-core CPU",
            "final_metrics": res.metrics[-1] if res.metrics else {}, "checkpoint": str(res.checkpoint)}
     print(json.dumps(row, indent=2))
-    print(f"row appended to {append_rows(args.table, [row])}")
+    where = append_rows(args.table, [row], args.record)
+    if where:
+        print(f"row appended to {where}")
 
 
 if __name__ == "__main__":

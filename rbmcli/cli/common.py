@@ -11,6 +11,8 @@ itself.
 from __future__ import annotations
 
 import functools
+import os
+import time
 from pathlib import Path
 from typing import Optional
 
@@ -73,33 +75,95 @@ def given(ctx: typer.Context, name: str) -> bool:
 
 
 def refuse_overwrite(paths: dict[str, Optional[Path]], force: bool) -> None:
-    """Check every output before any work ({option: path}): never overwrite one silently
-    (exit 1 unless --force); a name too long, a folder or an unwritable place is refused."""
+    """Check every output of one command before any work ({option: path}): two options naming
+    the same file (one would replace the other) are a usage error even with --force; each
+    output then passes `check_output` (no silent overwrite, never a checkpoint or a run's own
+    file, no name too long, no folder, no unwritable place)."""
+    seen: dict[str, str] = {}
+    for option, p in paths.items():
+        if p is None or str(p) == "-":
+            continue
+        key = os.path.normcase(os.path.realpath(p))
+        if key in seen:
+            raise RbmError(f"{seen[key]} and {option} name the same file {p}; give each its own path", usage=True)
+        seen[key] = option
     for option, p in paths.items():
         check_output(p, force=force, option=option)
 
 
+PLAIN_EVERY_S = 30.0  # seconds between two plain progress lines of one task off a terminal
+
+
+def duration(seconds: float) -> str:
+    """12 s, 3 min 05 s, 1 h 02 min: a duration as a person reads it."""
+    s = int(round(seconds))
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60:02d} s"
+    return f"{s // 3600} h {s % 3600 // 60:02d} min"
+
+
+class PlainProgress:
+    """Progress as plain lines on stderr where rich's bars draw nothing (a log file, a pipe,
+    CI): a task's first report, then at most one line every PLAIN_EVERY_S seconds, and its
+    end; each line gives the count, the time spent and, once known, the time left."""
+
+    def __init__(self):
+        self.start: dict[str, float] = {}
+        self.last: dict[str, float] = {}
+        self.ended: set[str] = set()
+
+    def __call__(self, task: str, done: int, total: int | None) -> None:
+        now = time.monotonic()
+        first = task not in self.start
+        self.start.setdefault(task, now)
+        end = total is not None and done >= total
+        if task in self.ended or not (first or end or now - self.last[task] >= PLAIN_EVERY_S):
+            return
+        self.last[task] = now
+        if end:
+            self.ended.add(task)
+        spent = now - self.start[task]
+        line = f"{task}: {done:,}" + (f"/{total:,} ({100 * done / max(total, 1):.0f} %)" if total else "")
+        line += f", {duration(spent)}"
+        if total and 0 < done < total:
+            line += f", about {duration(spent / done * (total - done))} left"
+        err.print(esc(line), highlight=False, soft_wrap=True)
+
+
 def bar_progress(total_label: str, quiet: bool = False):
-    """A rich progress bar on stderr (off a terminal or with quiet: nothing) and its callback(done, total)."""
+    """A rich progress bar on stderr and its callback(done, total); off a terminal, plain
+    lines (PlainProgress) instead; with quiet, nothing."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     bar = Progress(TextColumn(total_label), BarColumn(), TextColumn("{task.percentage:>5.1f}%"),
                    TimeRemainingColumn(), console=err, disable=quiet or not err.is_terminal, transient=True)
     task = bar.add_task(total_label, total=None)
-    return bar, lambda done, total: bar.update(task, completed=done, total=total)
+    plain = PlainProgress() if not quiet and not err.is_terminal else None
+
+    def update(done: int, total: int | None) -> None:
+        bar.update(task, completed=done, total=total)
+        if plain is not None:
+            plain(total_label, done, total)
+    return bar, update
 
 
 def task_progress(quiet: bool):
-    """A rich progress display with one bar per named task: callback(task, done, total)."""
+    """A rich progress display with one bar per named task: callback(task, done, total); off a
+    terminal, plain lines (PlainProgress) instead; with quiet, nothing."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                         console=err, disable=quiet or not err.is_terminal)
+    plain = PlainProgress() if not quiet and not err.is_terminal else None
     tasks = {}
 
     def update(task: str, done: int, total: int | None):
         if task not in tasks:
             tasks[task] = progress.add_task(task, total=total)
         progress.update(tasks[task], completed=done, total=total)
+        if plain is not None:
+            plain(task, done, total)
 
     return progress, update

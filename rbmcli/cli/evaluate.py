@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from rbmcli.cli.common import err, esc, out, task_progress
+from rbmcli.cli.common import duration, err, esc, out, refuse_overwrite, task_progress
 from rbmcli.errors import RbmError
 
 
@@ -27,7 +27,7 @@ def evaluate(
     limit_train: Annotated[Optional[int], typer.Option(help="Use the first N training images.")] = None,
     limit_test: Annotated[Optional[int], typer.Option(help="Use the first N test images.")] = None,
     kernel: Annotated[str, typer.Option(help="SVM kernel: linear; nystroem (RBF through 4,096 Nyström features, fits 60k); rbf (exact libsvm, C in 3, 10, 30: the most accurate on 60k, ≈ 8–16 min per fit on a CPU core).")] = "linear",
-    fid_samples: Annotated[int, typer.Option(help="Generated (and real) images for FID.")] = 10_000,
+    fid_samples: Annotated[int, typer.Option(help="Generated (and real) images for FID: minutes on a CPU; papers report 10000 (about an hour on a 2-core CPU).")] = 1_000,
     fid_steps: Annotated[int, typer.Option(help="Gibbs steps per generated image.")] = 1000,
     inception_weights: Annotated[Optional[Path], typer.Option(help="pytorch-fid Inception weights (.pth).")] = None,
     real_dir: Annotated[Optional[Path], typer.Option(help="FID between two folders: the real images (or give two PATHs).")] = None,
@@ -49,9 +49,9 @@ def evaluate(
 
     Example: rbm evaluate runs/mnist/model.safetensors --svm --ais --json results.json
     """
-    from rbmcli.eval.evaluate import EvalOptions, record_results
+    from rbmcli.eval.evaluate import EvalOptions, latest_checkpoint, record_results
     from rbmcli.eval.evaluate import evaluate as run_evaluation
-    from rbmcli.files import check_output, write_text_or_stdout
+    from rbmcli.files import write_text_or_stdout
 
     paths = list(paths or [])
     folders = _fid_paths(paths, real_dir, fake_dir, svm=svm or colorize or occlusion or hue_match, ais=ais,
@@ -62,9 +62,11 @@ def evaluate(
                            kernel=kernel, fid_samples=fid_samples, fid_steps=fid_steps, inception_weights=weights, download=download, ais_runs=ais_runs, ais_betas=ais_betas, device=device,
                            seed=seed, colorize=colorize, occlusion=occlusion, hue_match=hue_match,
                            hue_samples=hue_samples, recon_steps=recon_steps).validate()
-    check_output(json_out, force=force, option="--json")
-    if save_stats:
-        check_output(paths[1], force=force, option="--save-stats")
+    refuse_overwrite({"--json": json_out, "--save-stats": paths[1] if save_stats else None}, force)
+    if folders is None and not save_stats:
+        ckpt = paths[0] if paths else latest_checkpoint()
+        if not quiet or not paths:  # which checkpoint is news when none was named, even with --quiet
+            _announce(ckpt, opts, newest=not paths)
     progress, update = task_progress(quiet or (json_out is not None and str(json_out) == "-"))
     with progress:
         if save_stats:
@@ -78,9 +80,7 @@ def evaluate(
         if folders is not None:
             source, rows = _fid_between(folders, weights, device, update)
         else:
-            source, rows = run_evaluation(paths[0] if paths else None, opts, update)
-    if not paths and folders is None:
-        err.print(f"evaluated the newest checkpoint: {esc(source)}")
+            source, rows = run_evaluation(ckpt, opts, update)
     table = Table(title=f"rbm evaluate: {esc(source)}")
     for col in ["metric", "value", "details", "seconds"]:
         table.add_column(col)
@@ -97,6 +97,23 @@ def evaluate(
         where = write_text_or_stdout(json_out, text)
         if where != "stdout" and not quiet:
             err.print(f"wrote {esc(where)}")
+
+
+def _announce(ckpt: Path, opts, newest: bool) -> None:
+    """The first line: the checkpoint (and that it is the newest run's, when none was named)
+    and, with --fid, its estimated time; below an n of 10,000, how to get the figure papers report."""
+    from rbmcli.eval.evaluate import FID_SAMPLES_PAPERS, fid_estimate
+
+    line = f"evaluating {ckpt}" + (" (the newest runs/*/model.safetensors; pass CKPT to choose another)" if newest else "")
+    if opts.fid:
+        est = fid_estimate(ckpt, opts)
+        line += (f": FID of {opts.fid_samples:,} samples x {opts.fid_steps:,} Gibbs steps, about "
+                 f"{duration(est['seconds'])} at one CPU thread (less with more threads or a GPU)")
+    err.print(esc(line), highlight=False, soft_wrap=True)
+    if opts.fid and opts.fid_samples < FID_SAMPLES_PAPERS:
+        err.print(esc(f"FID is biased upwards at small n: the figure papers report takes --fid-samples "
+                      f"{FID_SAMPLES_PAPERS} (about {duration(est['papers_seconds'])} at one CPU thread)"),
+                  highlight=False, soft_wrap=True)
 
 
 def _fid_paths(paths: list[Path], real_dir: Optional[Path], fake_dir: Optional[Path], *, svm: bool, ais: bool,

@@ -33,14 +33,17 @@ def reconstruct(
     """
     from rbmcli.train.checkpoint import load_model
     from rbmcli.data.datasets import checkpoint_dataset
-    from rbmcli.generate.reconstruct import load_user_images, reconstruct_images, to_gray, write_reconstructions
+    from rbmcli.generate.reconstruct import (load_user_images, reconstruct_images, to_gray, user_image_files,
+                                             write_reconstructions)
 
     if bool(images) == bool(dataset):
         raise RbmError("give IMAGE files/folders or --dataset NAME (one of the two)", usage=True)
     check_ints({"-n/--num-samples": (n, 1, 1_000_000), "--steps": (steps, 0, MAX_COUNT),
                 "--seed": (seed, 0, SEED_MAX)})
+    _, info = load_model(checkpoint)  # inputs before outputs: a missing input is the news, not an old file
+    if images:
+        user_image_files(images)
     refuse_overwrite({"--out": output}, force)
-    _, info = load_model(checkpoint)
     c, h, _ = info["input_shape"]
     if images:
         x, _names = load_user_images(images, c, h)

@@ -65,8 +65,9 @@ def _health_watch(on_event):
     return watch
 
 
-def _train_progress(quiet: bool):
-    """A rich progress display (stderr) fed by the trainer's events; plain lines off a terminal."""
+def _train_progress(quiet: bool, header=None):
+    """A rich progress display (stderr) fed by the trainer's events; plain lines off a terminal.
+    `header` (the config table) is printed at the "start" event, once training really starts."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     if quiet:
@@ -78,6 +79,8 @@ def _train_progress(quiet: bool):
 
     def on_event(e: dict):
         if e["kind"] == "start":
+            if header is not None:
+                err.print(header)
             tasks["epochs"] = progress.add_task("epochs", total=e["epochs"], completed=e["epoch"], info="")
             tasks["batches"] = progress.add_task("batches", total=e["steps_per_epoch"], info="")
             err.print(f"training on {e['device']}: {e['epochs']} epochs x {e['steps_per_epoch']} steps")
@@ -165,10 +168,10 @@ def train(
     else:
         cfg = TrainConfig(**values).validate()
     quiet = quiet or int(os.environ.get("RANK", "0")) > 0  # torchrun: rank 0 reports for all
-    if not quiet:
-        err.print(table("rbm train", asdict(cfg)))
     stop = _Stop().install()
-    progress, on_event = _train_progress(quiet)
+    # The config table comes with the trainer's "start" event: after every check (data, device,
+    # run folder, architecture) passed, so a refused run prints its one Error: line alone.
+    progress, on_event = _train_progress(quiet, header=table("rbm train", asdict(cfg)))
     on_event = _health_watch(on_event)
     if progress is not None:
         progress.start()
@@ -210,7 +213,7 @@ def _resumed_config(run_dir: Path, changed: dict):
     if run_dir.is_file():
         raise RbmError(f"--resume: --out {run_dir} is a file, not a run folder", usage=True)
     if not path.is_file():
-        raise RbmError(f"--resume: no config.json in {run_dir}", usage=True)
+        raise RbmError(f"--resume: no config.json in {run_dir}")
     try:
         cfg = TrainConfig.from_json(path.read_text())
     except (ValueError, TypeError, AttributeError) as e:

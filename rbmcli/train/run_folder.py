@@ -107,7 +107,7 @@ def check_run_dir(run_dir: Path, resume: bool) -> None:
             raise RbmError(f"--out {run_dir} is a file, not a folder", usage=True)
         if resume:
             if not (run_dir / MODEL_FILE).is_file():
-                raise RbmError(f"--resume: no {MODEL_FILE} in {run_dir}", usage=True)
+                raise RbmError(f"--resume: no {MODEL_FILE} in {run_dir}")
             return
         if (run_dir / MODEL_FILE).exists() or (run_dir / CONFIG_FILE).exists():
             raise RbmError(f"{run_dir} already holds a run: pass --resume to continue it, or another --out")
