@@ -22,6 +22,7 @@ SLOW = {
                            "test_moment_matched_chain_matches_the_exact_copies_chain",
                            "test_a_layer_of_mixed_unit_families_trains_as_well_as_a_shared_one"],
     "test_cli_evaluate.py": ["*"],
+    "test_new_user.py": ["test_converting_the_fid_weights_raises_no_warning"],
     "test_pictures.py": ["test_conv_filters_are_upscaled_color_kernels", "test_dense_filters_are_each_hidden_units_weights_as_an_image",
                          "test_report_is_self_contained_html_with_every_picture",
                          "test_report_without_pictures_draws_filters_from_the_checkpoint",

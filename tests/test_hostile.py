@@ -73,7 +73,7 @@ CASES = [
     ("train-out-is-file", ["train", "--out", "afile.txt"], 2, "is a file"),
     ("train-existing-run", ["train", "--out", "run"], 1, "already holds a run"),
     ("train-resume-other-arch", ["train", "--resume", "--out", "run", "--arch", "dense:99"], 2, "differs"),
-    ("train-resume-user-folder", ["train", "--resume", "--out", "mine"], 2, "config.json"),
+    ("train-resume-user-folder", ["train", "--resume", "--out", "mine"], 1, "config.json"),  # no run there: a domain error
     ("train-markup-data-dir", ["train", "--dataset", "cifar10", "--data-dir", "[/x]", "--out", "new", "-q"], 1,
      "[/x]"),
     # sample

