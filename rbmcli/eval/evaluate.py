@@ -182,10 +182,16 @@ def fid_row(ckpt: Path, info, opts: EvalOptions, progress: Progress) -> Row:
     t0 = time.time()
     ds, name = _data(info, opts, "train", opts.fid_samples)
     key = real_stats_key(name, ds.images, opts.inception_weights)
-    real = cached_statistics(key, lambda: image_statistics(ds.images, model, batch_size=50, device=dev,
-                                                           progress=lambda d, t: progress("FID real", d, t)))
+
+    def real_statistics():  # each phase reports its start: a log shows what runs before its first batch ends
+        progress("FID real", 0, len(ds.images))
+        return image_statistics(ds.images, model, batch_size=50, device=dev,
+                                progress=lambda d, t: progress("FID real", d, t))
+    real = cached_statistics(key, real_statistics)
+    progress("sampling", 0, opts.fid_samples * opts.fid_steps)
     fake = sample_images(ckpt, opts.fid_samples, steps=opts.fid_steps, seed=opts.seed, device=opts.device,
                          progress=lambda d, t: progress("sampling", d, t)).images
+    progress("FID fake", 0, len(fake))
     fake_stats = image_statistics((fake * 255).round().to(torch.uint8), model, batch_size=50, device=dev,
                                   progress=lambda d, t: progress("FID fake", d, t))
     value = frechet_distance(*fake_stats, *real)
