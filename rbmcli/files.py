@@ -4,7 +4,7 @@ Every output is written once: into a temporary file beside it, flushed to disk (
 given mode 0644 and renamed over the final name, so a reader (or a crash) sees the old file
 or the complete new one. `check_output` refuses, before any work, an output that could not
 be written or would replace an existing file without --force, and, even with --force, one
-that would replace a checkpoint or a run folder's own records.
+named like a checkpoint (the CLI also refuses a run folder's own records: rbmcli.cli.common).
 """
 
 from __future__ import annotations
@@ -84,36 +84,26 @@ def _nearest_existing(path: Path) -> Path:
 
 
 CHECKPOINT_SUFFIX = ".safetensors"  # checkpoints and their optimiser state (rbmcli.train.checkpoint)
-RUN_FILES = ("config.json", "metrics.jsonl", "eval.json")  # a run folder's own records (rbmcli.train.run_folder)
 
 
-def refuse_protected(path: Path, option: str) -> None:
-    """Refuse, even with --force, an output that would replace a checkpoint (any
-    `*.safetensors`) or a run folder's own records (config.json, metrics.jsonl, eval.json
-    beside a model.safetensors or config.json): a command writes pictures and JSON, and
-    losing a trained model to one is never what was meant."""
+def refuse_checkpoint_name(path: Path, option: str) -> None:
+    """Refuse, even with --force, an output named like a checkpoint (`*.safetensors`): the
+    commands checked here write pictures, HTML and JSON, and replacing a trained model with
+    one is never what was meant (usage error: the name alone is wrong)."""
     if path.name.lower().endswith(CHECKPOINT_SUFFIX):
         raise RbmError(f"{option} {path}: a {CHECKPOINT_SUFFIX} name is a checkpoint's, never an output of "
                        "this command (not even with --force); choose another name", usage=True)
-    folder = path.parent
-    try:
-        in_run = (folder / "model.safetensors").is_file() or (folder / "config.json").is_file()
-    except OSError:
-        in_run = False
-    if path.name in RUN_FILES and in_run:
-        raise RbmError(f"{option} {path} is one of the run folder's own files ({', '.join(RUN_FILES)}), "
-                       "never replaced (not even with --force); choose another name")
 
 
 def check_output(path: str | Path | None, *, force: bool, option: str, folder: bool = False) -> None:
     """Refuse, before any work, an output (file, or a folder of files with folder=True) that
     cannot be written: a name too long, a file where a folder is needed (or the reverse), a
     parent that is a file or not writable, an existing output without --force, and always a
-    checkpoint or a run's own file (`refuse_protected`). `-` (stdout) and None pass."""
+    checkpoint's name (`refuse_checkpoint_name`). `-` (stdout) and None pass."""
     if path is None or str(path) == "-":
         return
     path = Path(path)
-    refuse_protected(path, option)
+    refuse_checkpoint_name(path, option)
     name = path.name or str(path)
     if len(os.fsencode(name)) > NAME_MAX - TEMP_EXTRA:
         raise RbmError(f"{option}: the name {name[:40]}… is too long ({len(os.fsencode(name))} bytes; "

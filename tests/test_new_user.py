@@ -47,7 +47,7 @@ def stack(tmp_path_factory):
     d = tmp_path_factory.mktemp("newuser") / "runs" / "stack"
     saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     cfg = TrainConfig(arch="dense:7,dense:5", epochs=1, batch_size=32, limit=64, device="cpu", sample_steps=2)
-    train(cfg, d, images=digits(), plots=False)
+    train(cfg, d, images=digits())
     for s, h in saved.items():
         signal.signal(s, h)
     return d
@@ -166,6 +166,10 @@ def test_a_checkpoint_or_a_run_file_is_never_an_output_even_with_force(stack, tm
     r = run("reconstruct", stack / "model.safetensors", "--dataset", "mnist", "-n", "2", "-o", path, "--force")
     assert "not even with --force" in one_error_line(r, code)
     r = run("evaluate", stack / "model.safetensors", "--fid", "--json", path, "--force")
+    assert "not even with --force" in one_error_line(r, code)
+    r = run("info", stack, "--json", path, "--force")
+    assert "not even with --force" in one_error_line(r, code)
+    r = run("report", stack, "-o", path, "--force")
     assert "not even with --force" in one_error_line(r, code)
     assert path.read_bytes() == before
 

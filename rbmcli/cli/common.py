@@ -76,9 +76,10 @@ def given(ctx: typer.Context, name: str) -> bool:
 
 def refuse_overwrite(paths: dict[str, Optional[Path]], force: bool) -> None:
     """Check every output of one command before any work ({option: path}): two options naming
-    the same file (one would replace the other) are a usage error even with --force; each
-    output then passes `check_output` (no silent overwrite, never a checkpoint or a run's own
-    file, no name too long, no folder, no unwritable place)."""
+    the same file (one would replace the other) are a usage error even with --force; a run
+    folder's own config.json, metrics.jsonl or eval.json is refused even with --force (exit 1);
+    each output then passes `check_output` (no silent overwrite, no checkpoint name, no name
+    too long, no folder, no unwritable place)."""
     seen: dict[str, str] = {}
     for option, p in paths.items():
         if p is None or str(p) == "-":
@@ -87,8 +88,20 @@ def refuse_overwrite(paths: dict[str, Optional[Path]], force: bool) -> None:
         if key in seen:
             raise RbmError(f"{seen[key]} and {option} name the same file {p}; give each its own path", usage=True)
         seen[key] = option
+    refuse_run_records(paths)
     for option, p in paths.items():
         check_output(p, force=force, option=option)
+
+
+def refuse_run_records(paths: dict[str, Optional[Path]]) -> None:
+    """A run folder's own config.json, metrics.jsonl or eval.json is no output of a command,
+    not even with --force (exit 1: the folder, not the command line, makes it one)."""
+    from rbmcli.train.run_folder import RECORDS, is_run_record  # here: `rbm --help` stays free of torch
+
+    for option, p in paths.items():
+        if p is not None and str(p) != "-" and is_run_record(Path(p)):
+            raise RbmError(f"{option} {p} is one of the run folder's own files ({', '.join(RECORDS)}), "
+                           "never replaced (not even with --force); choose another name")
 
 
 PLAIN_EVERY_S = 30.0  # seconds between two plain progress lines of one task off a terminal

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from rbmcli.cli.common import err, esc, out, table
+from rbmcli.cli.common import err, esc, out, refuse_overwrite, table
 
 
 def unit_notes(layers: list[dict], cfg: dict) -> dict[int, str]:
@@ -47,9 +47,9 @@ def info(
     Example: rbm info runs/fm/model.safetensors
     """
     from rbmcli.train.checkpoint import describe_checkpoint
-    from rbmcli.files import check_output, write_text_or_stdout
+    from rbmcli.files import write_text_or_stdout
 
-    check_output(json_out, force=force, option="--json")
+    refuse_overwrite({"--json": json_out}, force)
     if ckpt.is_dir() and (ckpt / "model.safetensors").is_file():
         ckpt = ckpt / "model.safetensors"
     d = describe_checkpoint(ckpt)

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from rbmcli.cli.common import esc, out
+from rbmcli.cli.common import esc, out, refuse_run_records
 
 
 def report(
@@ -21,4 +21,5 @@ def report(
     """
     from rbmcli.report.html import write_report
 
+    refuse_run_records({"--out": out_html})  # a run's own files are no page (the library checks the rest)
     out.print(f"wrote {esc(write_report(run_dir, out_html, force=force))}")

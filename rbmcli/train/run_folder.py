@@ -166,3 +166,17 @@ def read_metrics(run_dir: Path) -> list[dict]:
     if not all(isinstance(r, dict) and isinstance(r.get("epoch"), int) for r in rows):
         raise RbmError(f"{path} is not the metrics file of a run of `rbm train` (rows without an epoch)")
     return rows
+
+
+RECORDS = (CONFIG_FILE, METRICS_FILE, EVAL_FILE)  # a run's own records: no other command's output
+
+
+def is_run_record(path: Path) -> bool:
+    """Whether `path` is one of a run folder's own records (config.json, metrics.jsonl,
+    eval.json in a folder holding model.safetensors or config.json): `rbm sample -o`,
+    `reconstruct -o`, `evaluate --json`, `info --json` and `report -o` never replace one."""
+    path = Path(path)
+    try:
+        return path.name in RECORDS and ((path.parent / MODEL_FILE).is_file() or (path.parent / CONFIG_FILE).is_file())
+    except OSError:
+        return False
