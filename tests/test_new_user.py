@@ -65,14 +65,31 @@ def test_evaluate_without_ckpt_first_names_the_newest_checkpoint_and_its_time(st
     assert "Inception weights file not found" in one_error_line(r, 1)  # the work starts after the line
 
 
-def test_fid_estimate_is_the_closed_form_of_its_work(stack):
+@pytest.mark.parametrize("arch", ["dense:7,dense:5", "conv:3", "conv:3,conv:5"])
+def test_gibbs_work_of_the_estimate_is_what_torch_counts(arch):
+    """The estimate's multiply-adds per half-step against torch's own flop counter (2 per MAC)
+    on the top RBM's up and down passes."""
+    from torch.utils.flop_counter import FlopCounterMode
+    from rbmcli.train.trainer import build_dbn
+
+    dbn = build_dbn(TrainConfig(arch=arch, device="cpu"), (1, 13, 13))
+    top = dbn.layers[-1]
+    v = torch.rand(1, *dbn.specs[-1].visible_shape)
+    with FlopCounterMode(display=False) as up:
+        h = top.hidden_mean(v)
+    with FlopCounterMode(display=False) as down:
+        top.visible_mean(h)
+    assert ev.top_gibbs_macs(dbn) * 2 == up.get_total_flops() == down.get_total_flops()
+
+
+def test_fid_estimate_adds_the_chains_and_the_inception_passes(stack):
     dbn, _ = load_model(stack / "model.safetensors")
-    assert ev.top_gibbs_macs(dbn) == 7 * 5  # the dense top RBM's weights
-    n, steps, macs = 3, 11, 35
-    expect = n * steps * 2 * macs * ev.GIBBS_S_PER_MAC + 2 * n * ev.INCEPTION_S_PER_IMAGE
-    assert ev.fid_seconds(n, steps, macs) == pytest.approx(expect)
-    assert ev.EvalOptions().fid_samples == ev.FID_SAMPLES < ev.FID_SAMPLES_PAPERS
-    assert ev.INCEPTION_S_PER_IMAGE > 0 and ev.GIBBS_S_PER_MAC > 0
+    opts = ev.EvalOptions(fid=True, fid_samples=3, fid_steps=11)
+    est = ev.fid_estimate(dbn, opts)
+    assert est["seconds"] == pytest.approx(3 * 11 * 2 * 35 * ev.GIBBS_S_PER_MAC + 6 * ev.INCEPTION_S_PER_IMAGE)
+    assert est["papers_seconds"] == pytest.approx(10_000 * 11 * 2 * 35 * ev.GIBBS_S_PER_MAC
+                                                  + 20_000 * ev.INCEPTION_S_PER_IMAGE)
+    assert ev.EvalOptions().fid_samples == ev.FID_SAMPLES == 1_000 < ev.FID_SAMPLES_PAPERS == 10_000
 
 
 def test_plain_progress_off_a_terminal_prints_lines(stack, tmp_path):
