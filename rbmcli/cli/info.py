@@ -47,11 +47,12 @@ def info(
     Example: rbm info runs/fm/model.safetensors
     """
     from rbmcli.train.checkpoint import describe_checkpoint
+    from rbmcli.train.run_folder import RunFolder
     from rbmcli.files import write_text_or_stdout
 
     refuse_overwrite({"--json": json_out}, force)
-    if ckpt.is_dir() and (ckpt / "model.safetensors").is_file():
-        ckpt = ckpt / "model.safetensors"
+    if ckpt.is_dir() and RunFolder(ckpt).model.is_file():
+        ckpt = RunFolder(ckpt).model
     d = describe_checkpoint(ckpt)
     if json_out is not None and str(json_out) == "-":
         write_text_or_stdout("-", json.dumps(d, indent=2))

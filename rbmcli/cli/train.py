@@ -209,7 +209,9 @@ def _resumed_config(run_dir: Path, changed: dict):
     """The run's own config with the options given on the command line (`changed`, by config
     field): those of RESUME_MAY_CHANGE take effect (--epochs only extends the run); any other
     that differs from the run's (architecture, units, data, optimiser, seed) is refused."""
-    path = run_dir / "config.json"
+    from rbmcli.train.run_folder import RunFolder
+
+    path = RunFolder(run_dir).config
     if run_dir.is_file():
         raise RbmError(f"--resume: --out {run_dir} is a file, not a run folder", usage=True)
     if not path.is_file():

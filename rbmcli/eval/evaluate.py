@@ -20,11 +20,10 @@ from rbmcli.errors import RbmError
 from rbmcli.eval.row import Row
 from rbmcli.data.batches import binarize, to_visible
 from rbmcli.train.devices import resolve_device
-from rbmcli.train.run_folder import MODEL_FILE
+from rbmcli.train.run_folder import MODEL_FILE, RunFolder
 
 Progress = Callable[[str, int, int], None]  # (task, done, total)
 KERNELS = ("linear", "nystroem", "rbf")  # = rbmcli.eval.svm.KERNELS (not imported: scikit-learn loads slowly)
-EVAL_FILE = "eval.json"  # a run folder's evaluation results, shown by `rbm report`
 FID_SAMPLES = 1_000  # the default --fid-samples: minutes on a CPU (docs/performance.md)
 FID_SAMPLES_PAPERS = 10_000  # what papers report (Heusel et al.; Table 2)
 # Seconds of one CPU thread per unit of FID work, measured as CPU time on the project's 2-core
@@ -223,7 +222,7 @@ def real_stats_key(name: str, images: torch.Tensor, weights: str | None) -> str:
 def run_folder(ckpt: Path) -> Path | None:
     """The run folder a checkpoint lies in (its folder holds config.json), else None."""
     folder = Path(ckpt).parent
-    return folder if (folder / "config.json").is_file() else None
+    return folder if RunFolder(folder).config.is_file() else None
 
 
 def record_results(ckpt: Path, rows: list[Row]) -> Path | None:
@@ -234,7 +233,7 @@ def record_results(ckpt: Path, rows: list[Row]) -> Path | None:
     folder = run_folder(ckpt)
     if folder is None:
         return None
-    path = folder / EVAL_FILE
+    path = RunFolder(folder).eval_json  # shown by `rbm report`
     old = []
     try:
         loaded = json.loads(path.read_text()) if path.is_file() else {}

@@ -58,7 +58,10 @@ def read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str
     """All tensors and the metadata of a safetensors file; any defect becomes an RbmError."""
     path = Path(path)
     if path.is_dir():
-        hint = f"; did you mean {path / 'model.safetensors'}?" if (path / "model.safetensors").is_file() else ""
+        from rbmcli.train.run_folder import RunFolder  # run_folder imports this module
+
+        model = RunFolder(path).model
+        hint = f"; did you mean {model}?" if model.is_file() else ""
         raise RbmError(f"{path} is a folder, not a checkpoint file (.safetensors){hint}")
     if not path.is_file():
         raise RbmError(f"checkpoint not found: {path}")
