@@ -5,5 +5,6 @@ Importing this package imports torch and scikit-learn; `import rbmcli` does not 
 are exported from there lazily)."""
 
 from rbmcli.estimators.bernoulli import BernoulliRBM
+from rbmcli.estimators.family import DBN, RBM
 
-__all__ = ["BernoulliRBM"]
+__all__ = ["BernoulliRBM", "DBN", "RBM"]

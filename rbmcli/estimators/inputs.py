@@ -48,14 +48,14 @@ def torch_generator(rng: np.random.RandomState, device: torch.device) -> torch.G
 def dense_rows(X, start: int, stop: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     """Rows start:stop of a dense array or scipy.sparse matrix as a dense tensor (stop − start, F)."""
     rows = X[start:stop]
-    rows = rows.toarray() if sp.issparse(rows) else np.asarray(rows)
+    rows = rows.toarray() if sp.issparse(rows) else np.require(rows, requirements="W")  # torch needs writable memory
     return torch.as_tensor(rows, device=device).to(dtype)
 
 
 def as_tensor(X, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     """The whole of X as a dense tensor (sparse input made dense chunk by chunk)."""
     if not sp.issparse(X):
-        return torch.as_tensor(np.asarray(X), device=device).to(dtype)
+        return torch.as_tensor(np.require(X, requirements="W"), device=device).to(dtype)
     return torch.cat([dense_rows(X, i, min(i + CHUNK, X.shape[0]), dtype, device)
                       for i in range(0, max(X.shape[0], 1), CHUNK)])
 
