@@ -92,7 +92,7 @@ def test_sgd_step_is_autograds_contrastive_loss_step_and_scikit_learns_update():
     W, a, b, h = rng.normal(0, 1, (H, V)), rng.normal(0, 1, V), rng.normal(0, 1, H), (rng.rand(C, H) > 0.5) * 1.0
     v = torch.as_tensor(binary(C, V, 1))
     state = PersistentSGD(W, b, a, h, dtype=torch.float64, device=torch.device("cpu"))
-    state.step(augment(v), lr, torch.Generator().manual_seed(0))
+    state.run(augment(v), [slice(0, C)], lr, torch.Generator().manual_seed(0))
     v_neg = state.negative[:, :V].clone()  # the v′ the step drew from p(v | h)
     W1, b1, a1, _ = state.export(np.float64)
     layer = rbmcli.estimators.bernoulli.binary_layer(W, b, a, torch.float64, torch.device("cpu"))

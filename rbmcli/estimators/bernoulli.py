@@ -165,8 +165,7 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
     def _train_sgd(self, x1, slices, tdtype, device, dtype) -> None:
         state = PersistentSGD(self.components_, self.intercept_hidden_, self.intercept_visible_, self.h_samples_,
                               dtype=tdtype, device=device)
-        for s in slices:
-            state.step(x1[s], float(self.learning_rate), self._generator)
+        state.run(x1, slices, float(self.learning_rate), self._generator)
         self.components_, self.intercept_hidden_, self.intercept_visible_, self.h_samples_ = state.export(dtype)
 
     def _train_adam(self, x1, slices, tdtype, device, dtype) -> None:

@@ -114,11 +114,14 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
 
     # --- use -------------------------------------------------------------------------------
     def transform(self, X):
-        """Top-layer mean activities (n, D) (conv maps flattened), float64 for float64 X, else float32."""
+        """Top-layer mean activities as fractions of N_h, f_h/N_h in [0, 1] (BernoulliRBM's
+        P(h = 1 | v) for binary units), (n, D) with conv maps flattened; float64 for float64 X,
+        else float32."""
         check_is_fitted(self)
         X, _ = self._images(X, reset=False)
         with torch.inference_mode():
-            return numpy_out(self.model_.features(self._visible(X)), X.dtype)
+            top = self.model_.features(self._visible(X)) / self.model_.specs[-1].hidden_units.n
+            return numpy_out(top, X.dtype)
 
     def reconstruct(self, X):
         """The mean pass up the stack and back down, in [0, 1] intensities, X's shape (float32)."""

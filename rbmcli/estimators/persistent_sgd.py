@@ -20,6 +20,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+RANDOM_STEPS = 256  # steps whose uniforms are drawn in one call (C·(V + H) each)
+
 
 class PersistentSGD:
     """The parameters and chains of one binary RBM while it trains, as the matrix M."""
@@ -47,17 +49,25 @@ class PersistentSGD:
         return self._h_pos[batch]
 
     @torch.inference_mode()
-    def step(self, v1: torch.Tensor, lr: float, generator: torch.Generator) -> None:
-        """One PCD-1 SGD step on v₁ = [v, 1] (B, V + 1), in place."""
-        V, H = self.V, self.H
-        h_pos = self.h_pos(len(v1))
-        torch.sigmoid(v1 @ self.to_hidden, out=h_pos[:, :H])  # h⁺ = σ(b + vW)
-        p_v = (self.chains @ self.to_visible).sigmoid_()  # σ(a + hWᵀ), (C, V)
-        torch.bernoulli(p_v, generator=generator, out=self.negative[:, :V])  # v′
-        torch.sigmoid(self.negative @ self.to_hidden, out=self.h_neg[:, :H])  # h⁻ = σ(b + v′W)
-        torch.bernoulli(self.h_neg[:, :H], generator=generator, out=self.chains[:, :H])  # next h
-        r = lr / len(v1)
-        self.M.addmm_(v1.t(), h_pos, alpha=r).addmm_(self.negative.t(), self.h_neg, alpha=-r)
+    def run(self, x1: torch.Tensor, slices: list[slice], lr: float, generator: torch.Generator) -> None:
+        """One PCD-1 SGD step per slice of x₁ = [x, 1] (n, V + 1), in order, in place. The
+        uniforms of the samples are drawn RANDOM_STEPS steps at a time (a Bernoulli draw is
+        then u < p: one cheap comparison instead of a generator call per tensor)."""
+        V, H, M, to_hidden, to_visible = self.V, self.H, self.M, self.to_hidden, self.to_visible
+        chains, negative, h_neg = self.chains, self.negative, self.h_neg
+        v_neg, hn, hc = negative[:, :V], h_neg[:, :H], chains[:, :H]
+        for start in range(0, len(slices), RANDOM_STEPS):
+            block = slices[start:start + RANDOM_STEPS]
+            u = torch.rand(len(block), len(chains), V + H, generator=generator, dtype=M.dtype, device=M.device)
+            for i, s in enumerate(block):  # the hot loop: ten small operations per step, nothing else
+                v1 = x1[s]
+                h_pos = self.h_pos(v1.shape[0])
+                torch.sigmoid(v1 @ to_hidden, out=h_pos[:, :H])  # h⁺ = σ(b + vW)
+                torch.lt(u[i, :, :V], (chains @ to_visible).sigmoid_(), out=v_neg)  # v′ ~ p(v | h) = σ(a + hWᵀ)
+                torch.sigmoid(negative @ to_hidden, out=hn)  # h⁻ = σ(b + v′W)
+                torch.lt(u[i, :, V:], hn, out=hc)  # the chains' next h ~ p(h | v′)
+                r = lr / v1.shape[0]
+                M.addmm_(v1.t(), h_pos, alpha=r).addmm_(negative.t(), h_neg, alpha=-r)
 
     def export(self, dtype) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(components_ (H, V) in Fortran order, intercept_hidden_ (H,), intercept_visible_ (V,),
