@@ -227,3 +227,19 @@ def test_import_rbmcli_imports_neither_torch_nor_sklearn():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert r.stdout.strip() == "False"
     assert rbmcli.BernoulliRBM is rbmcli.estimators.BernoulliRBM and "DBN" in dir(rbmcli)
+
+
+@pytest.mark.slow  # the trainer writes a run folder: seconds
+@pytest.mark.parametrize("recipe", ["generate", "paper"])
+def test_an_int_random_state_trains_the_weights_rbm_train_does_with_that_seed(tmp_path, recipe):
+    """The estimator's loop against the trainer's: same images, config and seed, the same weights
+    to the last bit (centering offsets, learning-rate decay and persistent chains included)."""
+    from rbmcli.train.trainer import Trainer
+
+    images = (np.random.RandomState(1).rand(48, 1, 3, 5) * 255).astype(np.uint8)
+    est = rbmcli.DBN("dense:7,dense:3", visible_units=3, hidden_units=5, recipe=recipe, n_iter=2, batch_size=16,
+                     random_state=7).fit(images)
+    trainer = Trainer(est.config_, tmp_path, torch.as_tensor(images), write_images=False)
+    trainer.run()  # `rbm train`'s loop, into a run folder
+    for name, p in trainer.dbn.state_dict().items():
+        torch.testing.assert_close(est.model_.state_dict()[name], p, rtol=0, atol=0, msg=name)

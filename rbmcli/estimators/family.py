@@ -80,7 +80,7 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
                                  f"{self.n_features_in_} features as input")
         else:
             X = validate_data(self, X, dtype="numeric", reset=reset)
-            shape = tuple(self.image_shape) if self.image_shape else (1, 1, X.shape[1])
+            shape = tuple(self.image_shape) if self.image_shape else (1, 1, X.shape[1]) if reset else self.input_shape_
         if math.prod(shape) != math.prod(X.shape[1:]) or len(shape) != 3 or shape[0] not in (1, 3):
             raise ValueError(f"image_shape {shape} is not (1 or 3, H, W) with H·W·C = {math.prod(X.shape[1:])} "
                              "features")
@@ -209,6 +209,8 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             cfg = TrainConfig.from_json(json.dumps(info["config"]))
         est = cls(**{n: v for n, v in _params_of(cfg).items() if n in cls().get_params()}, device=device)
         if cls is RBM:
+            if len(dbn.layers) != 1:
+                raise ValueError(f"{path} holds {len(dbn.layers)} layers: load it with rbmcli.DBN.load")
             est.n_components = dbn.specs[0].hidden
         est.model_, est.config_, est.input_shape_ = dbn.to(device_of(device)).eval(), cfg, tuple(info["input_shape"])
         est.n_features_in_, est.n_steps_ = math.prod(est.input_shape_), int(info.get("step") or 0)
