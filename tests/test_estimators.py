@@ -109,6 +109,16 @@ def test_sgd_step_is_autograds_contrastive_loss_step_and_scikit_learns_update():
     np.testing.assert_allclose(b1, sk.intercept_hidden_, rtol=1e-10)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_start_is_scikit_learns_for_the_same_random_state(dtype):
+    X = binary(11, 7, 6).astype(dtype)
+    ours, sk = (R(5, n_iter=0, random_state=9).fit(X) for R in (rbmcli.BernoulliRBM, SklearnRBM))
+    for name in ("components_", "intercept_hidden_", "intercept_visible_", "h_samples_"):
+        np.testing.assert_array_equal(getattr(ours, name), getattr(sk, name))
+        assert getattr(ours, name).dtype == getattr(sk, name).dtype == dtype
+    assert ours.components_.flags.f_contiguous
+
+
 @pytest.mark.parametrize("solver", ["sgd", "adam"])
 def test_partial_fit_over_the_batches_equals_fit(solver):
     X = binary(23, 7, 2)

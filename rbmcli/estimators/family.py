@@ -106,7 +106,7 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             cfg = make_config(params, str(device), seed)
             v = to_visible_units(X, cfg.visible_units, device)
             generator = torch.Generator(device=device).manual_seed(seed + 1)  # the trainer's generator
-            self.model_, self.n_steps_ = fit_dbn(cfg, v, generator, self.verbose)
+            self.model_, self.n_steps_ = fit_dbn(cfg, v, generator, self.verbose, type(self).__name__)
         self.config_, self.input_shape_ = cfg, shape
         self._n_features_out = math.prod(self.model_.specs[-1].hidden_shape)
         self._log_z = None

@@ -46,7 +46,7 @@ def make_config(params: dict, device: str, seed: int) -> TrainConfig:
     return cfg.validate()
 
 
-def fit_dbn(cfg: TrainConfig, v: torch.Tensor, generator: torch.Generator, verbose: int = 0):
+def fit_dbn(cfg: TrainConfig, v: torch.Tensor, generator: torch.Generator, verbose: int = 0, name: str = "DBN"):
     """Train a fresh DBN on v (n, C, H, W) in visible units, as `rbm train` does; returns
     (dbn, optimiser steps). The batch is min(batch_size, n); a last partial batch is dropped."""
     from rbmcli.model.loss import dbn_losses
@@ -82,6 +82,6 @@ def fit_dbn(cfg: TrainConfig, v: torch.Tensor, generator: torch.Generator, verbo
             raise ValueError(f"training diverged in epoch {epoch + 1}: the parameters are not finite; "
                              "lower learning_rate")
         if verbose:
-            print(f"[DBN] epoch {epoch + 1}/{epochs}, loss = {total / max(per_epoch, 1):.4g}, "
+            print(f"[{name}] epoch {epoch + 1}/{epochs}, loss = {total / max(per_epoch, 1):.4g}, "
                   f"time = {time.time() - t0:.2f}s")
     return dbn.eval(), step
