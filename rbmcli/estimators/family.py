@@ -28,7 +28,7 @@ from rbmcli.estimators.inputs import device_of, numpy_out, usage_errors
 PARAMETERS = ("visible_units", "hidden_units", "k", "activation", "recipe", "negatives", "gibbs_steps", "mode",
               "learning_rate", "batch_size", "n_iter", "image_shape", "options", "device", "random_state", "verbose")
 CONSTRAINTS = {
-    "arch": [str, None], "visible_units": [Interval(Integral, 1, 65535, closed="both")],
+    "arch": [str], "visible_units": [Interval(Integral, 1, 65535, closed="both")],
     "hidden_units": [Interval(Integral, 1, 65535, closed="both")], "k": [Interval(Real, 0, None, closed="neither"), None],
     "activation": [StrOptions({"sigmoid", "relu"})], "recipe": [StrOptions({"generate", "paper"})],
     "negatives": [StrOptions({"meanfield", "cd", "pcd"}), None], "gibbs_steps": [Interval(Integral, 1, None, closed="left")],
@@ -252,7 +252,7 @@ class RBM(DBN):
                          options=options, device=device, random_state=random_state, verbose=verbose)
         self.n_components = n_components
 
-    _parameter_constraints: dict = {**CONSTRAINTS, "n_components": [Interval(Integral, 1, None, closed="left")]}
+    _parameter_constraints: dict = {**CONSTRAINTS, "arch": [str, None], "n_components": [Interval(Integral, 1, None, closed="left")]}
 
     def _arch(self) -> str:
         from rbmcli.model.dbn import parse_arch
