@@ -249,7 +249,7 @@ def test_an_int_random_state_trains_the_weights_rbm_train_does_with_that_seed(tm
     images = (np.random.RandomState(1).rand(48, 1, 3, 5) * 255).astype(np.uint8)
     est = rbmcli.DBN("dense:7,dense:3", visible_units=3, hidden_units=5, recipe=recipe, n_iter=2, batch_size=16,
                      random_state=7).fit(images)
-    trainer = Trainer(est.config_, tmp_path, torch.as_tensor(images), write_images=False)
+    trainer = Trainer(est.config_, tmp_path, torch.as_tensor(images))  # no subscribers: checkpoints only
     trainer.run()  # `rbm train`'s loop, into a run folder
     for name, p in trainer.dbn.state_dict().items():
         torch.testing.assert_close(est.model_.state_dict()[name], p, rtol=0, atol=0, msg=name)

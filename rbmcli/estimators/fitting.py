@@ -47,11 +47,15 @@ def make_config(params: dict, device: str, seed: int) -> TrainConfig:
 
 
 def fit_dbn(cfg: TrainConfig, v: torch.Tensor, generator: torch.Generator, verbose: int = 0, name: str = "DBN"):
-    """Train a fresh DBN on v (n, C, H, W) in visible units, as `rbm train` does; returns
-    (dbn, optimiser steps). The batch is min(batch_size, n); a last partial batch is dropped."""
+    """Train a fresh DBN on v (n, C, H, W) in visible units, as `rbm train` does (its model,
+    initialisation, epoch order, rate schedule, centering and its eager optimiser step,
+    rbmcli.train.step.EagerStep); returns (dbn, optimiser steps). The batch is
+    min(batch_size, n); a last partial batch is dropped."""
+    from rbmcli.data.batches import epoch_permutation
     from rbmcli.model.loss import dbn_losses
     from rbmcli.train import trainer as T
-    from rbmcli.data.batches import epoch_permutation
+    from rbmcli.train.distributed import World
+    from rbmcli.train.step import EagerStep
 
     dbn = T.build_dbn(cfg, tuple(v.shape[1:])).to(v.device)
     centered = {i for i, s in enumerate(dbn.specs) if s.is_dense and (cfg.center if i else cfg.center_data)}
@@ -60,28 +64,31 @@ def fit_dbn(cfg: TrainConfig, v: torch.Tensor, generator: torch.Generator, verbo
     if centered:
         dbn.move_offsets(v[:T.INIT_IMAGES], 1.0, centered)
     opt = T.make_optimiser(dbn, cfg, fused=v.device.type in ("cpu", "cuda"))
+    chains, negatives = [None] * len(dbn.layers), cfg.layer_negatives(len(dbn.layers))
+
+    def losses(batch: torch.Tensor, layers: list[int] | None) -> list[torch.Tensor]:
+        with torch.autocast(v.device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
+            return dbn_losses(dbn, batch, negatives, steps=cfg.gibbs_steps, generator=generator, mode=cfg.mode,
+                              chains=chains, layers=layers, sparsity=cfg.sparsity, sparsity_target=cfg.sparsity_target)
+
+    step_fn = EagerStep(dbn, opt, losses, World())
     n, B = len(v), min(cfg.batch_size, len(v))
-    per_epoch, epochs = n // B, T.total_epochs(cfg, len(dbn.layers))
-    chains, negatives, step = [None] * len(dbn.layers), cfg.layer_negatives(len(dbn.layers)), 0
+    per_epoch, epochs, step = n // B, T.total_epochs(cfg, len(dbn.layers)), 0
     for epoch in range(epochs):
-        layers, perm, t0, total = T.layers_for_epoch(cfg, len(dbn.layers), epoch), epoch_permutation(n, cfg.seed, epoch), time.time(), 0.0
+        layers, perm, t0 = T.layers_for_epoch(cfg, len(dbn.layers), epoch), epoch_permutation(n, cfg.seed, epoch), time.time()
+        stats = []  # (2·L + 1,) per step: losses, gradient sums, parameter sum
         for b in range(per_epoch):
             batch = v[perm[b * B:(b + 1) * B].to(v.device)]
-            for group in opt.param_groups:
-                group["lr"] = T.learning_rate(cfg.lr, cfg.lr_decay, step, epochs * per_epoch)
-            losses = dbn_losses(dbn, batch, negatives, steps=cfg.gibbs_steps, generator=generator, mode=cfg.mode,
-                                chains=chains, layers=layers, sparsity=cfg.sparsity, sparsity_target=cfg.sparsity_target)
-            opt.zero_grad(set_to_none=True)
-            loss = torch.stack(losses).sum()
-            loss.backward()
-            opt.step()
+            stats.append(step_fn(batch, layers, T.learning_rate(cfg.lr, cfg.lr_decay, step, epochs * per_epoch)))
             if centered and (step + 1) % T.OFFSET_EVERY == 0:
                 dbn.move_offsets(batch, T.OFFSET_RATE, centered)
-            total, step = total + float(loss.detach()), step + 1
-        if not all(torch.isfinite(p).all() for p in dbn.parameters()):
-            raise ValueError(f"training diverged in epoch {epoch + 1}: the parameters are not finite; "
+            step += 1
+        stats = torch.stack(stats)  # one read per epoch
+        if not torch.isfinite(stats).all():
+            raise ValueError(f"training diverged in epoch {epoch + 1}: a loss, gradient or parameter is not finite; "
                              "lower learning_rate")
         if verbose:
-            print(f"[{name}] epoch {epoch + 1}/{epochs}, loss = {total / max(per_epoch, 1):.4g}, "
+            trained = (stats.shape[1] - 1) // 2
+            print(f"[{name}] epoch {epoch + 1}/{epochs}, loss = {float(stats[:, :trained].sum(1).mean()):.4g}, "
                   f"time = {time.time() - t0:.2f}s")
     return dbn.eval(), step
