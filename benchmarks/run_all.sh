@@ -250,5 +250,5 @@ done
 python $B/experiments/fid_table.py --record runs/unit-centered-60-lr0.005/model.safetensors --n 2000
 python $B/experiments/fid_table.py --record runs/unit-centered-60-lr0.003/model.safetensors --n 10000
 # The scikit-learn estimators in scikit-learn's digits example, and on MNIST (one thread).
-OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 python $B/experiments/sklearn_pipeline.py --seeds 5  # its MNIST rows
-OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 python $B/experiments/sklearn_pipeline.py --no-mnist  # 10 digits seeds
+OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 python $B/experiments/sklearn_pipeline.py --record --seeds 5  # its MNIST rows
+OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 python $B/experiments/sklearn_pipeline.py --record --no-mnist  # 10 digits seeds

@@ -2,7 +2,7 @@
 run with sklearn.neural_network.BernoulliRBM and rbmcli.BernoulliRBM side by side, then
 rbmcli.RBM with 0..255 pixel units on MNIST in the same kind of pipeline.
 
-    OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 python benchmarks/experiments/sklearn_pipeline.py [--seeds 10] [--adam-seeds 3] [--mnist-limit N]
+    OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 python benchmarks/experiments/sklearn_pipeline.py [--seeds 10] [--adam-seeds 3] [--mnist-limit N] [--record]
 
 Digits: the example's data (8×8 digits, nudged by one pixel in four directions, min-max scaled
 to [0, 1], an 80/20 split with random_state 0) and its hyperparameters (RBM learning_rate 0.06,
@@ -12,7 +12,8 @@ first adam-seeds), interleaved so that a load change on the shared machine hits 
 rows hold the macro F1 of the classification report and the RBM's fit time for each seed, their
 means, and per seed against scikit-learn's fit: the F1 difference and the fit-time ratio. MNIST: rbmcli.RBM(256, visible_units=255) on the uint8 images (its default recipe,
 10 epochs), then LogisticRegression on its features; and raw pixels for reference.
-One thread (torch.set_num_threads(1)). Rows go to benchmarks/results/sklearn.json.
+One thread (torch.set_num_threads(1)). With --record the rows are appended to
+benchmarks/results/sklearn.json; without, only printed.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import minmax_scale
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: rows.py
-from rows import append_rows, command_line  # noqa: E402
+from rows import add_record_option, append_rows, command_line  # noqa: E402
 
 import rbmcli  # noqa: E402
 
@@ -124,7 +125,7 @@ def digits_rows(seeds: int, adam_seeds: int) -> list[dict]:
     rows = [summary(name, r, rbm="learning_rate 0.06, n_iter 10, n_components 100, batch_size 10"
                     if "adam" not in name else "learning_rate 0.003 (Adam), n_iter 10, n_components 100, batch_size 10",
                     classifier="LogisticRegression(C=6000, max_iter=1000)",
-                    **({} if r is reference else paired(reference, r))) for name, r in runs.items()]
+                    **({} if r is reference else paired(reference, r))) for name, r in runs.items() if r]
     rows.append({"model": "raw pixels", "macro_f1_mean": round(macro_f1(Y_test, raw.predict(X_test)), 4),
                  "classifier": "LogisticRegression(C=100, max_iter=1000)"})
     for row in rows:
@@ -159,6 +160,7 @@ def main() -> None:
     ap.add_argument("--adam-seeds", type=int, default=3, help="the first seeds also fit with solver adam (slow)")
     ap.add_argument("--mnist-limit", type=int, default=None, help="first N MNIST training images (default all)")
     ap.add_argument("--no-mnist", action="store_true")
+    add_record_option(ap)
     args = ap.parse_args()
     torch.set_num_threads(1)
     rows = digits_rows(args.seeds, args.adam_seeds) + ([] if args.no_mnist else mnist_rows(args.mnist_limit))
@@ -166,7 +168,7 @@ def main() -> None:
         row.update(machine=MACHINE, date=str(date.today()), command=command_line(),
                    versions=f"scikit-learn {__import__('sklearn').__version__}, torch {torch.__version__}")
     print(json.dumps(rows, indent=2))
-    append_rows("sklearn", rows)
+    append_rows("sklearn", rows, args.record)
 
 
 if __name__ == "__main__":
