@@ -94,7 +94,7 @@ def _train_progress(quiet: bool):
 
 def train(
     ctx: typer.Context,
-    dataset: Annotated[str, typer.Option(help="mnist, colored-mnist (MNIST in class colors, built in), fashion-mnist, cifar10, caltech101, celeba or folder.")] = _D.dataset,
+    dataset: Annotated[str, typer.Option(help="mnist, colored-mnist (MNIST in class colors, built in), fashion-mnist, cifar10, caltech101, celeba, emoji (npm package emoji-datasource-google, fetched by you) or folder.")] = _D.dataset,
     data_dir: Annotated[Optional[Path], typer.Option(help="Dataset folder (torchvision layout; for 'folder' the images). MNIST needs none.")] = None,
     size: Annotated[Optional[int], typer.Option(help="Center-crop and resize images to SIZE x SIZE.")] = _D.size,
     arch: Annotated[str, typer.Option(help="Preset (tiny, small, small-dbn, small-conv, paper-classify, paper-generate) or spec like 'conv:64,conv:128,dense:500'.")] = _D.arch,
