@@ -149,3 +149,17 @@ def test_missing_image_and_broken_index_are_one_clear_error(tmp_path):
     (tmp_path / "package" / "emoji.json").write_text('[{"image": "x.png"}]')
     with pytest.raises(RbmError, match="not the emoji index"):
         load_dataset("emoji", "train", tmp_path)
+
+
+def test_emoji_occluder_is_a_black_bar_across_the_eyes():
+    from rbmcli.eval.occlusion import occlude, occluder
+
+    images = torch.full((41, 3, 64, 64), 200, dtype=torch.uint8)
+    center, value = occluder("emoji")
+    occluded, bands = occlude(images, torch.Generator().manual_seed(3), center, value)
+    tops = bands.int().argmax(1)
+    assert set(tops.tolist()) <= set(range(17, 26)) and len(set(tops.tolist())) > 3  # ⌊0.4·64⌋ − 9//2 ± 64//14
+    assert (bands.sum(1) == 9).all() and bands[:, 25].all()  # 9 rows (64/7), row 25 (the eyes) always covered
+    mask = bands[:, None, :, None].expand_as(occluded)
+    assert (occluded[mask] == 0).all() and (occluded[~mask] == 200).all()
+    assert occluder("colored-mnist") == (0.5, 255)
