@@ -4,7 +4,8 @@ classifiers read from them.
     python benchmarks/experiments/emoji_coverage.py runs/emoji/model.safetensors --n 1000
 
 Two multinomial logistic regressions (scikit-learn, L2, C = 1) read the RGB pixels averaged over
-4×4 blocks (64 px: 16×16×3 = 768 features in [0, 1]) of the real training images: one their
+the blocks of a 16×16 grid (768 features in [0, 1]; blocks of 4×4 pixels at 64 px, 2×2 at 32) of
+the real training images: one their
 category (10 classes), one their skin tone (none, or one of the five; images that show two
 tones are left out). Their accuracy on the real test split is reported beside the share
 of the largest class (what always answering it scores). Then `--n` samples (Gibbs chains from
@@ -36,9 +37,9 @@ TONES = ["none", "Light_Skin", "Medium_Light_Skin", "Medium_Skin", "Medium_Dark_
 
 
 def features(images: torch.Tensor) -> torch.Tensor:
-    """Images (n, 3, H, W), uint8 or float in [0, 1] → (n, 3·(H/4)·(W/4)): 4×4 block means."""
+    """Images (n, 3, H, W), uint8 or float in [0, 1] → (n, 3·16·16): the means of a 16×16 grid of blocks."""
     x = images.float() / 255 if images.dtype == torch.uint8 else images.float()
-    return torch.nn.functional.avg_pool2d(x, 4).flatten(1)
+    return torch.nn.functional.adaptive_avg_pool2d(x, 16).flatten(1)
 
 
 def tone_labels(attributes: torch.Tensor) -> torch.Tensor:
@@ -93,7 +94,7 @@ def main() -> None:
                                  "classifier_test_accuracy_percent": accuracy(model, x_test, y_test),
                                  "majority_class_percent": round(100 * majority, 1),
                                  "n_samples": len(samples), "gibbs_steps": args.steps, "size": side,
-                                 "classifier": "logistic regression on 4x4-block RGB means"},
+                                 "classifier": "logistic regression on RGB means of a 16x16 grid"},
                      "dataset": "emoji", "model": cfg["arch"], "checkpoint": args.checkpoint,
                      "seconds": round(time.time() - t0, 1), "threads": torch.get_num_threads(),
                      "date": str(date.today()), "command": command_line()})
