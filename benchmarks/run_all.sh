@@ -252,3 +252,10 @@ python $B/experiments/fid_table.py --record runs/unit-centered-60-lr0.003/model.
 # The scikit-learn estimators in scikit-learn's digits example, and on MNIST (one thread).
 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 python $B/experiments/sklearn_pipeline.py --record --seeds 5  # its MNIST rows
 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 python $B/experiments/sklearn_pipeline.py --record --no-mnist  # 10 digits seeds
+# Emoji (real color images; first: npm pack emoji-datasource-google@16.0.0 && mkdir -p emoji && tar xzf emoji-datasource-google-16.0.0.tgz -C emoji).
+OMP_NUM_THREADS=1 rbm train --dataset emoji --data-dir emoji --size 32 --arch conv:16,conv:32,dense:500,dense:200 --lr 0.03 \
+    --batch-size 16 --epochs 25 --sample-steps 300 --out runs/emoji-conv32
+python $B/experiments/fid_table.py --record runs/emoji-conv32/model.safetensors --n 2000
+python $B/experiments/fid_table.py --record --floor --dataset emoji --data-dir emoji --size 32 --n 2000
+python $B/experiments/emoji_coverage.py --record runs/emoji-conv32/model.safetensors --n 1000
+OMP_NUM_THREADS=1 python $B/experiments/color_table.py --record runs/emoji-conv32/model.safetensors

@@ -28,6 +28,7 @@ SLOW = {
                          "test_report_without_pictures_draws_filters_from_the_checkpoint",
                          "test_tensorboard_events_hold_the_metrics"],
     "test_celeba_e2e.py": ["*"],
+    "test_arch_choice.py": ["test_celeba_without_arch_trains_the_scaled_conv_stack_and_says_so_first"],
     "test_cli_train.py": ["test_train_on_real_mnist_writes_a_run"],
     "test_generate.py": ["test_trained_model_reconstructs_better_than_untrained"],
     "test_trainer_options.py": ["test_bf16_and_channels_last_train_like_fp32", "test_rbm_report_end_to_end"],

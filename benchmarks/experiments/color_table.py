@@ -31,7 +31,7 @@ from rbmcli.eval.evaluate import EvalOptions, evaluate
 from rbmcli.generate.samples import sample_images
 from rbmcli.generate.reconstruct import reconstruct_images, to_gray
 from rbmcli.data.images import save_png
-from rbmcli.eval.occlusion import occlude
+from rbmcli.eval.occlusion import occlude, occluder
 
 PER_ROW = 16
 
@@ -39,7 +39,9 @@ PER_ROW = 16
 def pictures(ckpt: Path, info: dict, tag: str, steps: int, recon_steps: int, seed: int, folder: Path) -> dict:
     """Write the three pictures (the colorization one for color models only) into `folder`; their paths."""
     c, side = info["input_shape"][0], info["input_shape"][-1]
-    clean = load_dataset(info["config"]["dataset"], "test", None, size=side, limit=PER_ROW, channels=c).images
+    cfg = info["config"]
+    clean = load_dataset(cfg["dataset"], "test", cfg.get("data_dir"), size=side, limit=PER_ROW, channels=c,
+                         seed=cfg.get("seed", 0)).images
     written = {}
     samples = sample_images(ckpt, 64, steps=steps, seed=seed, device="cpu").images
     written["samples"] = save_png(samples, folder / f"{tag}-samples.png", nrow=8)
@@ -47,7 +49,7 @@ def pictures(ckpt: Path, info: dict, tag: str, steps: int, recon_steps: int, see
         colored = reconstruct_images(ckpt, clean, steps=recon_steps, gray=True, device="cpu", seed=seed)
         rows = torch.cat([to_gray(clean, 3).float() / 255, colored, clean.float() / 255])
         written["colorize"] = save_png(rows, folder / f"{tag}-colorize.png", nrow=PER_ROW)
-    occluded, _ = occlude(clean, torch.Generator().manual_seed(seed))
+    occluded, _ = occlude(clean, torch.Generator().manual_seed(seed), *occluder(cfg["dataset"]))
     restored = reconstruct_images(ckpt, occluded, steps=recon_steps, device="cpu", seed=seed)
     rows = torch.cat([occluded.float() / 255, restored, clean.float() / 255])
     written["occlusion"] = save_png(rows, folder / f"{tag}-occlusion.png", nrow=PER_ROW)

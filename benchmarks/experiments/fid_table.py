@@ -9,7 +9,12 @@ through pytorch-fid's Inception (pool3); the first 64 samples are written as a g
 with --record, else runs/bench-img/). A `--floor` row: the first `n` test images against the same `n`
 training images, i.e. the FID two samples of real digits get at this `n` (FID is biased
 upward at small n, so a model's FID only means something next to this floor at the same n).
+Where the test split holds fewer than n images (emoji: 375), the floor's real sample is the
+test split followed by the training images after the first n, up to n (emoji at n = 2,000:
+375 + 1,411 = 1,786 images, none of them among the n it is compared with).
 Rows are printed; with --record they are appended to benchmarks/results/fid.json.
+
+    python benchmarks/experiments/fid_table.py --floor --dataset emoji --data-dir ../emoji --size 32 --n 2000
 """
 
 from __future__ import annotations
@@ -34,11 +39,22 @@ from rbmcli.data.images import save_png
 from rbmcli.eval.inception import build_inception, resolve_inception_weights
 
 
-def real_statistics(model, dataset: str, split: str, n: int, size: int, channels: int):
+def real_statistics(model, dataset: str, split: str, n: int, size: int, channels: int, data_dir: str | None = None):
     """(μ, Σ) of the first n images of a split, cached under ~/.cache/rbmcli/fid."""
-    ds = load_dataset(dataset, split, None, size=size, limit=n, channels=channels)
+    ds = load_dataset(dataset, split, data_dir, size=size, limit=n, channels=channels)
     key = f"{dataset}-{split}-{size}-c{channels}-n{len(ds.images)}"
     return cached_statistics(key, lambda: image_statistics(ds.images, model, batch_size=50, device="cpu")), len(ds.images)
+
+
+def floor_statistics(model, dataset: str, n: int, size: int, channels: int, data_dir: str | None = None):
+    """(μ, Σ) of up to n real images outside the first n training ones: the test split, then,
+    where it holds fewer than n, the training images from n on."""
+    test = load_dataset(dataset, "test", data_dir, size=size, limit=n, channels=channels).images
+    if len(test) < n:
+        rest = load_dataset(dataset, "train", data_dir, size=size, channels=channels).images[n:]
+        test = torch.cat([test, rest])[:n]
+    key = f"{dataset}-floor-{size}-c{channels}-n{len(test)}"
+    return cached_statistics(key, lambda: image_statistics(test, model, batch_size=50, device="cpu")), len(test)
 
 
 def main() -> None:
@@ -47,7 +63,9 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=2000, help="generated and real images each")
     ap.add_argument("--steps", type=int, default=1000, help="Gibbs steps per sample")
     ap.add_argument("--floor", action="store_true", help="test images against training images")
-    ap.add_argument("--dataset", default=None, help="with --floor: mnist, colored-mnist or fashion-mnist")
+    ap.add_argument("--dataset", default=None, help="with --floor: mnist, colored-mnist, fashion-mnist or emoji")
+    ap.add_argument("--data-dir", default=None, help="with --floor: the dataset's folder (emoji: the npm package)")
+    ap.add_argument("--size", type=int, default=None, help="with --floor: the image side (default 28; emoji 64)")
     ap.add_argument("--seed", type=int, default=0)
     add_record_option(ap)
     args = ap.parse_args()
@@ -57,11 +75,12 @@ def main() -> None:
     inception = build_inception(resolve_inception_weights(None), "cpu")
     t0 = time.time()
     if args.floor:
-        shape = (3, 28, 28) if args.dataset == "colored-mnist" else (1, 28, 28)
+        side = args.size or (64 if args.dataset == "emoji" else 28)
+        shape = (3 if args.dataset in ("colored-mnist", "emoji") else 1, side, side)
         dataset, label, n_units = args.dataset, "real test images", None
-        real, n_real = real_statistics(inception, dataset, "train", args.n, shape[-1], shape[0])
-        fake, _ = real_statistics(inception, dataset, "test", args.n, shape[-1], shape[0])
-        extra = {}
+        real, n_real = real_statistics(inception, dataset, "train", args.n, shape[-1], shape[0], args.data_dir)
+        fake, n_floor = floor_statistics(inception, dataset, args.n, shape[-1], shape[0], args.data_dir)
+        extra = {"size": side, "n_floor_images": n_floor}
     else:
         _, info = load_model(args.checkpoint)
         cfg, shape = info["config"], info["input_shape"]
@@ -70,13 +89,13 @@ def main() -> None:
         if cfg.get("binary_top"):
             units += ", binary top"
         label = f"{cfg['arch']}, {units}, {cfg['negatives']}, lr {cfg['lr']} {cfg['lr_decay']}, {cfg['epochs']} ep"
-        real, n_real = real_statistics(inception, dataset, "train", args.n, shape[-1], shape[0])
+        real, n_real = real_statistics(inception, dataset, "train", args.n, shape[-1], shape[0], cfg.get("data_dir"))
         result = sample_images(args.checkpoint, args.n, steps=args.steps, seed=args.seed, device="cpu")
         pixels = (result.images * 255).round().to(torch.uint8)
         fake = image_statistics(pixels, inception, batch_size=50, device="cpu")
         grid = figure_dir(args.record) / f"fid-{Path(args.checkpoint).parent.name}.png"
         save_png(result.images[:64], grid, nrow=8)
-        extra = {"gibbs_steps": args.steps, "sampling_seconds": round(result.seconds, 1),
+        extra = {"size": shape[-1], "gibbs_steps": args.steps, "sampling_seconds": round(result.seconds, 1),
                  "grid": relative(grid), "checkpoint": args.checkpoint}
     value = frechet_distance(*fake, *real)
     row = {"dataset": dataset, "units_N": n_units, "model": label, "fid": round(value, 2),

@@ -99,10 +99,10 @@ def _train_progress(quiet: bool, header=None):
 
 def train(
     ctx: typer.Context,
-    dataset: Annotated[str, typer.Option(help="mnist, colored-mnist (MNIST in class colors, built in), fashion-mnist, cifar10, caltech101, celeba or folder.")] = _D.dataset,
+    dataset: Annotated[str, typer.Option(help="mnist, colored-mnist (MNIST in class colors, built in), fashion-mnist, cifar10, caltech101, celeba, emoji (npm package emoji-datasource-google, fetched by you) or folder.")] = _D.dataset,
     data_dir: Annotated[Optional[Path], typer.Option(help="Dataset folder (torchvision layout; for 'folder' the images). MNIST needs none.")] = None,
     size: Annotated[Optional[int], typer.Option(help="Center-crop and resize images to SIZE x SIZE.")] = _D.size,
-    arch: Annotated[str, typer.Option(help="Preset (tiny, small, small-dbn, small-conv, paper-classify, paper-generate) or spec like 'conv:64,conv:128,dense:500'.")] = _D.arch,
+    arch: Annotated[Optional[str], typer.Option(help="Preset (tiny, small, small-dbn, small-conv, paper-classify, paper-generate) or spec like 'conv:64,conv:128,dense:500'. Default: for color images of 32 px or more the paper's generation stack scaled to the size (paper-generate at 64 px), else small; the first line says which.", show_default=False)] = None,
     visible_units: Annotated[int, typer.Option(help="N of the data layer (1 = binary; 255 = pixel levels).")] = _D.visible_units,
     hidden_units: Annotated[int, typer.Option(help="N of every hidden layer.")] = _D.hidden_units,
     k: Annotated[Optional[float], typer.Option(help="Scale k in f(x)=N*g(kx); default 1 for N=1, 4/N (sigmoid), 1/N (relu).")] = _D.k,
@@ -150,7 +150,7 @@ def train(
     """
     from rbmcli.train.trainer import train as run_training
 
-    values = dict(dataset=dataset, data_dir=str(data_dir) if data_dir else None, size=size, arch=arch,
+    values = dict(dataset=dataset, data_dir=str(data_dir) if data_dir else None, size=size, arch=arch or _D.arch,
                   visible_units=visible_units, hidden_units=hidden_units, k=k, activation=activation,
                   binarize=binarize, recipe=recipe, binary_top=binary_top, center=center, center_data=center_data,
                   weight_scale=weight_scale, negatives=negatives, lower_negatives=lower_negatives,
@@ -168,6 +168,12 @@ def train(
     else:
         cfg = TrainConfig(**values).validate()
     quiet = quiet or int(os.environ.get("RANK", "0")) > 0  # torchrun: rank 0 reports for all
+    if arch is None and not resume:
+        from rbmcli.train.arch_choice import default_arch
+
+        cfg.arch, why = default_arch(cfg)
+        if not quiet:
+            err.print(esc(why), soft_wrap=True)
     stop = _Stop().install()
     # The config table comes with the trainer's "start" event: after every check (data, device,
     # run folder, architecture) passed, so a refused run prints its one Error: line alone.

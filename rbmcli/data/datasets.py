@@ -10,6 +10,8 @@ Preprocessing: `size` center-crops each image to its largest square and resizes 
 (LANCZOS) to size x size; `channels` forces gray (1, ITU-R 601-2 luminance) or RGB (3).
 Caltech-101 and CelebA default to size 64. Caltech-101 follows the usual protocol: 30
 training images per class drawn with `torch.Generator().manual_seed(seed)`, the rest test.
+emoji (rbmcli.data.emoji) is read from the npm package emoji-datasource-google, which the user
+fetches; it is never downloaded here, --download or not.
 """
 
 from dataclasses import dataclass, field
@@ -24,7 +26,7 @@ from rbmcli.data import formats as fmt
 from rbmcli.errors import RbmError
 from rbmcli.data.images import IMAGE_EXTENSIONS, center_crop_resize, list_image_files, load_images, pil_to_uint8
 
-DATASETS = ("mnist", "colored-mnist", "fashion-mnist", "cifar10", "caltech101", "celeba", "folder")
+DATASETS = ("mnist", "colored-mnist", "fashion-mnist", "cifar10", "caltech101", "celeba", "emoji", "folder")
 DEFAULT_DATA_DIR = Path("data")  # where datasets are looked for (and downloaded) without data_dir
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")  # Debian package fashion-mnist
 DEFAULT_SIZE = 64  # caltech101 and celeba images are resized to this when size is None
@@ -300,6 +302,22 @@ def _load_celeba(req: _Request) -> Dataset:
     return ds
 
 
+def _load_emoji(req: _Request) -> Dataset:
+    """emoji from package/img/google/64/*.png and package/emoji.json (rbmcli.data.emoji): RGBA over
+    white, labels the categories, the five skin tones as attributes, a seeded split by emoji."""
+    from rbmcli.data import emoji
+
+    folder = emoji.package_folder(req.folder)
+    entries = emoji.read_index(folder / emoji.INDEX_FILE)
+    paths, categories, tones = emoji.split_images(entries, folder, req.split, req.seed)
+    paths, categories, tones = paths[: req.limit], categories[: req.limit], tones[: req.limit]
+    classes = sorted({e.category for e in entries})
+    images, _, _ = load_images(paths, req.channels or 3, req.size or DEFAULT_SIZE, progress=req.progress)
+    return Dataset(images=images, labels=torch.tensor([classes.index(c) for c in categories], dtype=torch.int64),
+                   name=req.name, classes=classes, attributes=emoji.tone_attributes(tones),
+                   attribute_names=list(emoji.SKIN_TONES.values()))
+
+
 def _load_folder(req: _Request) -> Dataset:
     """Every image under data_dir (recursive); labels from first-level subfolders, -1 at the top level."""
     if req.root is None:
@@ -317,5 +335,6 @@ def _load_folder(req: _Request) -> Dataset:
 
 _LOADERS: dict[str, Callable[[_Request], Dataset]] = {
     "mnist": _load_mnist, "colored-mnist": _load_colored_mnist, "fashion-mnist": _load_fashion,
-    "cifar10": _load_cifar, "caltech101": _load_caltech, "celeba": _load_celeba, "folder": _load_folder,
+    "cifar10": _load_cifar, "caltech101": _load_caltech, "celeba": _load_celeba, "emoji": _load_emoji,
+    "folder": _load_folder,
 }

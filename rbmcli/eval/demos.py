@@ -4,8 +4,8 @@
   circular hue error of its strokes against the true colors and the share of images whose
   median stroke hue is within ±18° (rbmcli.eval.hue), next to two baselines: the gray input itself
   and the gray input tinted with the training strokes' circular mean hue.
-- occlusion (Fig. 2, left): the test images with a bright bar across the middle
-  (rbmcli.eval.occlusion), reconstructed; the RMSE to the clean image inside the band, for the
+- occlusion (Fig. 2, left): the test images with a bar across them (rbmcli.eval.occlusion: bright
+  across the middle, on emoji black across the eyes), reconstructed; the RMSE to the clean image inside the band, for the
   occluded input and the reconstruction, and the accuracy of an independent classifier
   (rbmcli.eval.digit_classifier) on the clean, occluded, restored (and plainly reconstructed) images.
 - hue match (colored-mnist): samples from noise; the share whose median stroke hue lies within
@@ -124,14 +124,16 @@ def occlusion_rows(ckpt: Path, data: DemoData, name: str) -> list:
     """Rows occlusion_band_rmse (restored; the occluded input's in details) and, for labelled
     data, occlusion_accuracy_percent (restored; clean, occluded, reconstructed clean in details)."""
     from rbmcli.eval.row import Row
-    from rbmcli.eval.occlusion import bar_height, band_rmse, occlude
+    from rbmcli.eval.occlusion import bar_height, band_rmse, occlude, occluder
 
     t0 = time.time()
     clean = data.test.images
-    occluded, bands = occlude(clean, torch.Generator().manual_seed(data.opts.seed))
+    center, value = occluder(name)
+    occluded, bands = occlude(clean, torch.Generator().manual_seed(data.opts.seed), center, value)
     restored = _reconstruct(ckpt, occluded, data.opts, gray=False)
     truth = clean.float() / 255
     common = {"dataset": name, "n_test": len(clean), "bar_rows": bar_height(clean.shape[2]),
+              "bar_center": center, "bar_value": value,
               "recon_steps": data.opts.recon_steps}
     rows = [Row("occlusion_band_rmse", band_rmse(restored, truth, bands),
                 {**common, "occluded_input_rmse": round(band_rmse(occluded.float() / 255, truth, bands), 4)},

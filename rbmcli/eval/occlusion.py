@@ -1,9 +1,12 @@
-"""A synthetic occluder for the accessory-removal measure: a bright horizontal bar ("glasses")
-across the middle of each image, and the RMSE inside the occluded band.
+"""A synthetic occluder for the accessory-removal measure: a horizontal bar ("glasses") across
+each image, and the RMSE inside the occluded band.
 
-The bar is `bar_height(H)` rows high (H/7 rounded: 4 rows of 28) and spans the full width at
-full brightness (255 in every channel). Its top row is H/2 − height/2 + j with j uniform in
-−BAR_SHIFT(H)..+BAR_SHIFT(H) (2 rows of 28), drawn per image from a seeded generator.
+The bar is `bar_height(H)` rows high (H/7 rounded: 4 rows of 28) and spans the full width in one
+value in every channel. Its top row is ⌊c·H⌋ − height/2 + j with j uniform in
+−bar_shift(H)..+bar_shift(H) (2 rows of 28), drawn per image from a seeded generator. The center
+c and the value depend on the dataset (OCCLUDERS): by default a bright bar (255) across the
+middle (c = 0.5), where a digit's strokes are; on emoji a black bar across the eyes (c = 0.4:
+the eyes of Google's face emoji lie in rows 21–30 of 64), sunglasses on a face.
 """
 
 from __future__ import annotations
@@ -11,6 +14,14 @@ from __future__ import annotations
 import torch
 
 from rbmcli.errors import RbmError
+
+DEFAULT_OCCLUDER = (0.5, 255)  # (center of the bar as a fraction of the height, its value)
+OCCLUDERS = {"emoji": (0.4, 0)}  # datasets whose bar goes elsewhere: emoji, black across the eyes
+
+
+def occluder(dataset: str) -> tuple[float, int]:
+    """(center fraction, value) of the bar on a dataset's images."""
+    return OCCLUDERS.get(dataset, DEFAULT_OCCLUDER)
 
 
 def bar_height(side: int) -> int:
@@ -23,11 +34,12 @@ def bar_shift(side: int) -> int:
     return side // 14
 
 
-def bar_tops(n: int, side: int, generator: torch.Generator) -> torch.Tensor:
-    """Top row of each of n bars, int64 (n,): side//2 − height//2 + j, j uniform in ±bar_shift."""
+def bar_tops(n: int, side: int, generator: torch.Generator, center: float = 0.5) -> torch.Tensor:
+    """Top row of each of n bars, int64 (n,): ⌊center·side⌋ − height//2 + j, j uniform in
+    ±bar_shift (center 0.5: side//2)."""
     height, shift = bar_height(side), bar_shift(side)
     j = torch.randint(-shift, shift + 1, (n,), generator=generator)
-    return (side // 2 - height // 2 + j).clamp(0, side - height)
+    return (int(center * side) - height // 2 + j).clamp(0, side - height)
 
 
 def band_masks(tops: torch.Tensor, side: int) -> torch.Tensor:
@@ -36,14 +48,15 @@ def band_masks(tops: torch.Tensor, side: int) -> torch.Tensor:
     return (rows >= tops[:, None]) & (rows < tops[:, None] + bar_height(side))
 
 
-def occlude(images: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """uint8 images (n, C, H, W) → (copies with a bar of 255 across the occluded rows, the
-    row masks bool (n, H))."""
+def occlude(images: torch.Tensor, generator: torch.Generator, center: float = 0.5,
+            value: int = 255) -> tuple[torch.Tensor, torch.Tensor]:
+    """uint8 images (n, C, H, W) → (copies with a bar of `value` across the occluded rows, the
+    row masks bool (n, H)); the bar's rows are centered near center·H (bar_tops)."""
     if images.dim() != 4 or images.dtype != torch.uint8:
         raise RbmError(f"occlude needs uint8 images (n, C, H, W), got {images.dtype} {tuple(images.shape)}")
-    bands = band_masks(bar_tops(len(images), images.shape[2], generator), images.shape[2])
+    bands = band_masks(bar_tops(len(images), images.shape[2], generator, center), images.shape[2])
     out = images.clone()
-    out[bands[:, None, :, None].expand_as(out)] = 255
+    out[bands[:, None, :, None].expand_as(out)] = value
     return out, bands
 
 

@@ -31,7 +31,7 @@ RECIPES = {
 
 @dataclass(kw_only=True)
 class TrainConfig:
-    dataset: str = "mnist"  # mnist, fashion-mnist, colored-mnist, cifar10, caltech101, celeba, folder
+    dataset: str = "mnist"  # mnist, fashion-mnist, colored-mnist, cifar10, caltech101, celeba, emoji, folder
     data_dir: str | None = None  # where the dataset lies (torchvision layout); mnist needs none
     size: int | None = None  # center crop + resize to size×size (None: the dataset's own size)
     arch: str = "small"  # a preset name or a spec string such as "conv:64,conv:128,dense:500"
