@@ -217,3 +217,46 @@ def test_pt_negatives_train_and_resume_exactly(tmp_path):
     for name in a:
         assert torch.equal(a[name], b[name]), name
     assert not torch.equal(a["layers.1.weight"], state[0].state_dict()["layers.1.weight"])  # it trained on
+
+
+def saved_model(path, recipe="generate", arch="dense:16", std=1.0):
+    """A fresh DBN on 8×8 images, 0..255 pixels (the generate recipe: a binary top, so binomial
+    units on both sides of the top RBM; the paper recipe: N = 255 everywhere), saved."""
+    from rbmcli.train.checkpoint import save_model
+    from rbmcli.train.trainer import build_dbn
+
+    c = TrainConfig(recipe=recipe, arch=arch, init_std=std, device="cpu")
+    dbn = build_dbn(c, (1, 8, 8))
+    save_model(path, dbn, (1, 8, 8), {"config": c.to_json(), "dataset": "folder", "size": "8"})
+    return path
+
+
+def test_cli_sample_pt_reports_swap_rates_and_refuses_bad_options(tmp_path):
+    from typer.testing import CliRunner
+
+    from cli_helpers import one_error_line
+    from rbmcli.cli import app
+
+    run = lambda *a: CliRunner().invoke(app, [str(x) for x in a])
+    ck = saved_model(tmp_path / "m.safetensors", arch="dense:16,dense:9")
+    args = ["sample", ck, "-n", 9, "--steps", 6, "--device", "cpu", "--sampler", "pt", "--temperatures", 3]
+    r = run(*args, "-o", tmp_path / "a.png")
+    assert r.exit_code == 0, r.output
+    assert "swap acceptance" in r.output and "0.894" in r.output  # the ladder 1, 0.894, 0.8
+    r = run(*args, "-o", tmp_path / "b.png")
+    assert (tmp_path / "a.png").read_bytes() == (tmp_path / "b.png").read_bytes()  # same seed, same grid
+    assert "beta" in one_error_line(run(*args, "--beta-min", 1.5, "-o", tmp_path / "c.png"), 2)
+    assert "gibbs or pt" in one_error_line(run("sample", ck, "--sampler", "mh", "-o", tmp_path / "c.png"), 2)
+    paper = saved_model(tmp_path / "p.safetensors", recipe="paper")
+    assert "binomial units" in one_error_line(run("sample", paper, "--sampler", "pt", "-o", tmp_path / "c.png"), 2)
+    assert not (tmp_path / "c.png").exists()
+
+
+def test_sample_images_pt_with_one_temperature_is_the_gibbs_chain(tmp_path):
+    """K = 1: no swaps, and the tempered step at β = 1 is the Gibbs step: the same images."""
+    from rbmcli.generate.samples import sample_images
+
+    ck = saved_model(tmp_path / "m.safetensors", arch="dense:16,dense:9")
+    gibbs = sample_images(ck, 7, steps=5, device="cpu", seed=2)
+    pt = sample_images(ck, 7, steps=5, device="cpu", seed=2, sampler="pt", temperatures=1)
+    assert torch.equal(gibbs.images, pt.images) and pt.swap_rates == []

@@ -106,29 +106,29 @@ class SwapCounts:
 def swap_neighbours(rbm: RBM, v: torch.Tensor, x: torch.Tensor, betas: torch.Tensor, parity,
                     generator: torch.Generator | None, counts: SwapCounts | None = None
                     ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Try the swaps (k, k + 1) for every k of the given parity (an int, or a 0-dim tensor that
-    stays on the device) in each of the B replica sets of v (K, B, *visible_shape) with hidden
-    inputs x (K, B, *hidden_shape); returns both permuted. K = 2 tries its one pair always."""
+    """Try the swaps (k, k + 1) for every k of the given parity in each of the B replica sets of
+    v (K, B, *visible_shape) with hidden inputs x (K, B, *hidden_shape); returns both permuted.
+    parity: an int (only those pairs are evaluated), or a 0-dim tensor that stays on the device
+    (every pair is evaluated, the others masked). K = 2 tries its one pair always."""
     K, B = v.shape[:2]
     if K < 2:
         return v, x
+    host = isinstance(parity, int)
+    lo = torch.arange(parity % 2 if host and K > 2 else 0, K - 1, 2 if host else 1, device=v.device)
+    hi = lo + 1
+    tried = torch.ones_like(lo, dtype=torch.bool) if host else (lo % 2 == parity) | (K == 2)  # (P,)
     av = stacked(rbm.visible_term, v)  # (K, B)
     f = lambda t, s: tempered_free_energy(rbm, av[s], x[s], betas[t])  # F_β[t](v[s]), (P, B)
-    lo, hi = slice(0, K - 1), slice(1, K)
-    own = f(slice(None), slice(None))  # F_βk(v_k), (K, B)
-    log_r = swap_log_ratio(own[lo], own[hi], f(lo, hi), f(hi, lo))  # (K − 1, B)
+    log_r = swap_log_ratio(f(lo, lo), f(hi, hi), f(lo, hi), f(hi, lo))  # (P, B)
     u = torch.rand(log_r.shape, generator=generator, device=v.device, dtype=log_r.dtype)
-    pairs = torch.arange(K - 1, device=v.device)
-    tried = (pairs % 2 == parity) | (K == 2)  # (K − 1,): disjoint pairs
-    accept = (u.log() < log_r) & tried.unsqueeze(1)  # (K − 1, B): u < min(1, r)
+    accept = (u.log() < log_r) & tried.unsqueeze(1)  # (P, B): u < min(1, r)
     if counts is not None:
-        counts.accepted += accept.sum(1).to(counts.accepted.dtype)
-        counts.attempted += tried.to(counts.attempted.dtype) * B
-    # chain k takes k + 1 where pair k swapped, k − 1 where pair k − 1 did: (K, B)
+        counts.accepted.index_add_(0, lo, accept.sum(1).to(counts.accepted.dtype))
+        counts.attempted.index_add_(0, lo, tried.to(counts.attempted.dtype) * B)
+    # chain k takes k + 1 where pair k swapped, k − 1 where pair k − 1 did (pairs are disjoint)
     step = torch.zeros(K, B, dtype=torch.long, device=v.device)
-    step[:-1] += accept.long()
-    step[1:] -= accept.long()
-    perm = torch.arange(K, device=v.device).unsqueeze(1) + step
+    step.index_add_(0, lo, accept.long()).index_add_(0, hi, -accept.long())
+    perm = torch.arange(K, device=v.device).unsqueeze(1) + step  # (K, B)
     cols = torch.arange(B, device=v.device)
     return v[perm, cols], x[perm, cols]
 
