@@ -82,8 +82,9 @@ def test_swaps_are_accepted_with_the_metropolis_probability():
 
 
 def exact_tempered_marginal(rbm: RBM, beta: float) -> torch.Tensor:
-    """p_β(v) ∝ Σ_h exp(−β E(v, h)), E = −a·v − b·h − vWh, over all 2^V visible states in
-    counting order (most significant bit first), by enumerating v and h."""
+    """p_β(v) ∝ Σ_h exp(−β E(v, h)), E = −a·v − b·h − vWh (physical parameters: a centering
+    offset folded into b), over all 2^V visible states in counting order (most significant bit
+    first), by enumerating v and h."""
     W, a, b = (t.double() for t in rbm.physical())
     V, H = W.shape
     vs = torch.tensor(list(itertools.product([0.0, 1.0], repeat=V)), dtype=torch.float64)
@@ -124,6 +125,7 @@ def test_pt_stationary_distribution_is_the_exact_one_at_every_temperature(altern
     V, H, n = 5, 3, 20_000
     rbm = binary_rbm(2.5 * torch.randn(V, H, generator=g, dtype=torch.float64),
                      torch.randn(V, generator=g, dtype=torch.float64), torch.randn(H, generator=g, dtype=torch.float64))
+    rbm.visible_offset.copy_(torch.rand(V, generator=g, dtype=torch.float64))  # a centered layer (same energies)
     betas = torch.tensor(ladder(3, 0.3), dtype=torch.float64)
     exact = [exact_tempered_marginal(rbm, float(beta)) for beta in betas]
     v = run_pt(rbm, betas, n, 60, seed=5, alternate=alternate)
