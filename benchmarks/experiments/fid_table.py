@@ -80,7 +80,7 @@ def main() -> None:
                                sampler=args.sampler, temperatures=args.temperatures, beta_min=args.beta_min)
         pixels = (result.images * 255).round().to(torch.uint8)
         fake = image_statistics(pixels, inception, batch_size=50, device="cpu")
-        grid = IMG / f"fid-{Path(args.checkpoint).parent.name}{'-pt' if args.sampler == 'pt' else ''}.png"
+        grid = IMG / f"fid-{Path(args.checkpoint).parent.name}{'-sampler-pt' if args.sampler == 'pt' else ''}.png"
         save_png(result.images[:64], grid, nrow=8)
         extra = {"gibbs_steps": args.steps, "sampler": args.sampler, "sampling_seconds": round(result.seconds, 1),
                  "grid": str(grid.relative_to(ROOT)), "checkpoint": args.checkpoint}

@@ -17,7 +17,7 @@ the top RBM, seed 0, as `rbm sample -n N --sampler S` draws them) and these figu
   (1.0: as varied as real data; a grid of copies of one image: ≈ 0);
 - near-duplicate pairs: pairs of samples closer than a tenth of the real images' mean distance;
 - seconds: wall time of the sampling.
-The first 64 samples go to docs/img/gen-<run>[-pt].png as a grid; rows to
+The first 64 samples go to docs/img/gen-<run>[-sampler-pt].png as a grid; rows to
 benchmarks/results/generation.json.
 """
 
@@ -102,7 +102,7 @@ def main() -> None:
         result = sample_images(ckpt, args.n, steps=args.steps, init=args.init, device="cpu", sampler=sampler,
                                temperatures=args.temperatures, beta_min=args.beta_min)
         seconds = time.time() - t0
-        grid = IMG / f"gen-{Path(ckpt).parent.name}{'-pt' if sampler == 'pt' else ''}.png"
+        grid = IMG / f"gen-{Path(ckpt).parent.name}{'-sampler-pt' if sampler == 'pt' else ''}.png"
         save_png(result.images[:64], grid, nrow=8)
         pt = {"temperatures": [round(b, 4) for b in result.betas],
               "swap_acceptance": [round(r, 3) for r in result.swap_rates]} if sampler == "pt" else {}
