@@ -43,7 +43,7 @@ DEFAULT_BETA_MIN = 0.8
 def ladder(k: int, beta_min: float = DEFAULT_BETA_MIN) -> tuple[float, ...]:
     """β_i = β_min^(i/(K−1)), i = 0..K−1: geometric from 1 down to β_min (K = 1: (1,)). A
     geometric ladder keeps neighbouring ratios β_i/β_{i+1} equal, which gives equal swap rates
-    where the free energy's spread grows like 1/β (a constant heat capacity)."""
+    where the energy's spread σ_E grows like 1/β (a constant heat capacity β²σ_E²)."""
     if int(k) != k or k < 1 or not 0 < beta_min < 1:
         raise RbmError(f"need K >= 1 temperatures and 0 < beta_min < 1, got K={k}, beta_min={beta_min}", usage=True)
     return tuple(1.0 if k == 1 else beta_min ** (i / (k - 1)) for i in range(int(k)))
@@ -55,7 +55,8 @@ def check_units(spec: LayerSpec) -> None:
         if units.binomial_trials() is None:
             raise RbmError(f"parallel tempering needs binomial units in the top RBM (sigmoid, N/k a whole number "
                            f"<= 16, e.g. binary units or the generate recipe's binary top); its {side} units are "
-                           f"N={units.n} k={units.k:.4g} {units.activation}: use --sampler gibbs", usage=True)
+                           f"N={units.n} k={units.k:.4g} {units.activation}: sample with --sampler gibbs, "
+                           f"train with --negatives pcd", usage=True)
 
 
 def start_state(v: torch.Tensor, k: int) -> torch.Tensor:
