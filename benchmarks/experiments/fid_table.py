@@ -3,7 +3,7 @@
     python benchmarks/experiments/fid_table.py runs/fid-mnist-N1/model.safetensors --n 2000
     python benchmarks/experiments/fid_table.py --floor --dataset mnist --n 2000
 
-A checkpoint row: `n` samples (Gibbs chains from noise, `--steps` steps in the top RBM, then
+A checkpoint row: `n` samples (Gibbs chains from noise, or `--sampler pt`: parallel tempering, `--steps` steps in the top RBM, then
 the mean pass down) against the first `n` training images of the checkpoint's dataset, both
 through pytorch-fid's Inception (pool3); the first 64 samples are written as a grid fid-<run>.png (into docs/img/
 with --record, else runs/bench-img/). A `--floor` row: the first `n` test images against the same `n`
@@ -35,6 +35,7 @@ from rbmcli.train.checkpoint import load_model
 from rbmcli.data.datasets import load_dataset
 from rbmcli.eval.fid import cached_statistics, frechet_distance, image_statistics
 from rbmcli.generate.samples import sample_images
+from rbmcli.model.tempering import DEFAULT_BETA_MIN, DEFAULT_TEMPERATURES
 from rbmcli.data.images import save_png
 from rbmcli.eval.inception import build_inception, resolve_inception_weights
 
@@ -68,6 +69,9 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=None, help="with --floor: the image side (default 28; emoji 64)")
     ap.add_argument("--seed", type=int, default=0)
     add_record_option(ap)
+    ap.add_argument("--sampler", default="gibbs", choices=["gibbs", "pt"], help="the top RBM's sampler")
+    ap.add_argument("--temperatures", type=int, default=DEFAULT_TEMPERATURES, help="pt: K")
+    ap.add_argument("--beta-min", type=float, default=DEFAULT_BETA_MIN, help="pt: the lowest β of the ladder")
     args = ap.parse_args()
     if args.floor == bool(args.checkpoint):
         raise SystemExit("give a checkpoint, or --floor --dataset NAME")
@@ -89,14 +93,20 @@ def main() -> None:
         if cfg.get("binary_top"):
             units += ", binary top"
         label = f"{cfg['arch']}, {units}, {cfg['negatives']}, lr {cfg['lr']} {cfg['lr_decay']}, {cfg['epochs']} ep"
+        if args.sampler == "pt":
+            label += f", sampled by pt (K={args.temperatures}, beta_min {args.beta_min})"
         real, n_real = real_statistics(inception, dataset, "train", args.n, shape[-1], shape[0], cfg.get("data_dir"))
-        result = sample_images(args.checkpoint, args.n, steps=args.steps, seed=args.seed, device="cpu")
+        result = sample_images(args.checkpoint, args.n, steps=args.steps, seed=args.seed, device="cpu",
+                               sampler=args.sampler, temperatures=args.temperatures, beta_min=args.beta_min)
         pixels = (result.images * 255).round().to(torch.uint8)
         fake = image_statistics(pixels, inception, batch_size=50, device="cpu")
-        grid = figure_dir(args.record) / f"fid-{Path(args.checkpoint).parent.name}.png"
+        grid = figure_dir(args.record) / f"fid-{Path(args.checkpoint).parent.name}{'-sampler-pt' if args.sampler == 'pt' else ''}.png"
         save_png(result.images[:64], grid, nrow=8)
-        extra = {"size": shape[-1], "gibbs_steps": args.steps, "sampling_seconds": round(result.seconds, 1),
-                 "grid": relative(grid), "checkpoint": args.checkpoint}
+        extra = {"size": shape[-1], "gibbs_steps": args.steps, "sampler": args.sampler,
+                 "sampling_seconds": round(result.seconds, 1), "grid": relative(grid), "checkpoint": args.checkpoint}
+        if args.sampler == "pt":
+            extra.update(temperatures=[round(b, 4) for b in result.betas],
+                         swap_acceptance=[round(r, 3) for r in result.swap_rates])
     value = frechet_distance(*fake, *real)
     row = {"dataset": dataset, "units_N": n_units, "model": label, "fid": round(value, 2),
            "n_fake": args.n, "n_real": n_real, **extra, "seconds": round(time.time() - t0, 1),

@@ -13,6 +13,7 @@ from rbmcli.files import check_output
 from rbmcli.options import MAX_COUNT, SEED_MAX, check_ints
 
 DEFAULT_STEPS = 1000  # = rbmcli.generate.samples.DEFAULT_STEPS (not imported: keeps `rbm --help` free of torch)
+DEFAULT_TEMPERATURES, DEFAULT_BETA_MIN = 4, 0.8  # = rbmcli.model.tempering's (not imported, as above)
 
 
 def sample(
@@ -20,6 +21,9 @@ def sample(
     n: Annotated[int, typer.Option("-n", "--num-samples", "--n", help="Number of samples.")] = 64,
     output: Annotated[Path, typer.Option("-o", "--out", help="Grid PNG to write.")] = Path("samples.png"),
     steps: Annotated[int, typer.Option(help="Gibbs steps in the top RBM per chain.")] = DEFAULT_STEPS,
+    sampler: Annotated[str, typer.Option(help="gibbs (one block-Gibbs chain per sample) or pt (parallel tempering in the top RBM).")] = "gibbs",
+    temperatures: Annotated[int, typer.Option(help="pt: chains per sample, at inverse temperatures from 1 down to --beta-min (geometric); costs about K times gibbs.")] = DEFAULT_TEMPERATURES,
+    beta_min: Annotated[float, typer.Option(help="pt: the lowest inverse temperature of the ladder, 0 < beta_min < 1.")] = DEFAULT_BETA_MIN,
     init: Annotated[str, typer.Option(help="Chain start: noise, or data (dataset images pushed up).")] = "noise",
     dataset: Annotated[Optional[str], typer.Option(help="Dataset for --init data (default: the checkpoint's).")] = None,
     data_dir: Annotated[Optional[Path], typer.Option(help="Dataset folder for --init data.")] = None,
@@ -43,17 +47,24 @@ def sample(
         raise RbmError("--strip needs --every K (K >= 1)", usage=True)
     check_ints({"-n/--num-samples": (n, 1, 1_000_000), "--steps": (steps, 0, MAX_COUNT),
                 "--seed": (seed, 0, SEED_MAX), "--batch-size": (batch_size, 1, 1_000_000),
-                "--every": (every, 0, MAX_COUNT)})
+                "--every": (every, 0, MAX_COUNT), "--temperatures": (temperatures, 1, 1000)})
+    if sampler not in ("gibbs", "pt") or not 0 < beta_min < 1:
+        raise RbmError(f"--sampler must be gibbs or pt and --beta-min strictly between 0 and 1, got {sampler!r}, {beta_min}",
+                       usage=True)
     check_output(individual, force=force, option="--individual", folder=True)
     refuse_overwrite({"--out": output, "--strip": strip}, force)
     bar, on_progress = bar_progress("sampling", quiet)
     with bar:
         result = sample_images(checkpoint, n, steps=steps, init=init, dataset=dataset, data_dir=str(data_dir) if data_dir else None, split=split,
-                               seed=seed, device=device, batch_size=batch_size, every=every, progress=on_progress)
+                               seed=seed, device=device, batch_size=batch_size, every=every, progress=on_progress,
+                               sampler=sampler, temperatures=temperatures, beta_min=beta_min)
     write_samples(result, output, individual_dir=individual, strip_png=strip)
     rate = n / result.seconds if result.seconds > 0 else float("inf")
     rows = {"file": output, "n": n, "steps": steps, "device": result.device, "seconds": f"{result.seconds:.2f}",
-            "samples/s": f"{rate:.1f}"}
+            "samples/s": f"{rate:.1f}", "sampler": sampler}
+    if sampler == "pt":
+        rows["temperatures"] = " ".join(f"{b:.3g}" for b in result.betas)
+        rows["swap acceptance"] = " ".join(f"{r:.2f}" for r in result.swap_rates)
     rows.update({"individual": individual} if individual else {})
     rows.update({"strip": strip} if strip else {})
     if not quiet:

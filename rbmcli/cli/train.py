@@ -113,7 +113,7 @@ def train(
     center: Annotated[Optional[bool], typer.Option("--center/--no-center", help="Dense layers above the first see their input minus its running mean (a centered energy: same models, better-conditioned gradients; recipe: generate yes, paper no).", show_default=False)] = None,
     center_data: Annotated[Optional[bool], typer.Option("--center-data/--no-center-data", help="Center a dense first layer too, its input being the data (recipe: generate yes, paper no).", show_default=False)] = None,
     weight_scale: Annotated[Optional[str], typer.Option(help="fan-in: weights scaled by 1/sqrt(fan-in) (Adam moves wide layers' weights slowly); unit: dense layers without that factor (weights move sqrt(fan-in) times as far; best with --center --center-data); first: a dense first layer only (recipe: generate first, paper fan-in).", show_default=False)] = None,
-    negatives: Annotated[Optional[str], typer.Option(help="Negative samples of the top layer: meanfield (paper), cd or pcd (recipe: generate pcd, paper meanfield).", show_default=False)] = None,
+    negatives: Annotated[Optional[str], typer.Option(help="Negative samples of the top layer: meanfield (paper), cd, pcd or pt (persistent parallel tempering) (recipe: generate pcd, paper meanfield).", show_default=False)] = None,
     lower_negatives: Annotated[Optional[str], typer.Option(help="Negative samples of the layers below the top (recipe: meanfield).", show_default=False)] = None,
     gibbs_steps: Annotated[int, typer.Option(help="Gibbs steps for cd/pcd negatives.")] = _D.gibbs_steps,
     mode: Annotated[str, typer.Option(help="detached (all layers at once, inputs detached; measured best), joint (backprop through the stack), or greedy (layer by layer).")] = _D.mode,

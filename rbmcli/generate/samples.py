@@ -1,7 +1,9 @@
 """Samples from a checkpoint: the library behind `rbm sample`.
 
-A block-Gibbs chain in the top RBM (the last visible a mean), then one mean pass down through
-every lower layer to pixels v/N_v ∈ [0, 1] (rbmcli.model.sampling.run_top_chain).
+A block-Gibbs chain in the top RBM (the last visible a mean), or parallel tempering there
+(sampler "pt": K chains per sample on a ladder of temperatures, the β = 1 chain kept), then
+one mean pass down through every lower layer to pixels v/N_v ∈ [0, 1]
+(rbmcli.model.sampling.run_top_chain).
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ import torch
 from rbmcli.train.checkpoint import load_model
 from rbmcli.errors import RbmError
 from rbmcli.data.images import save_individual, save_png
-from rbmcli.model.sampling import run_top_chain, top_chain_start
+from rbmcli.model.sampling import SAMPLERS, run_top_chain, top_chain_start
+from rbmcli.model.tempering import DEFAULT_BETA_MIN, DEFAULT_TEMPERATURES, SwapCounts, check_units, ladder
 from rbmcli.data.batches import binarize, to_visible
 from rbmcli.train.devices import resolve_device
 
@@ -39,6 +42,9 @@ class SampleResult:
     seconds: float = 0.0
     steps: int = 0
     device: str = "cpu"
+    sampler: str = "gibbs"
+    betas: tuple[float, ...] = (1.0,)  # the PT ladder (gibbs: just β = 1)
+    swap_rates: list[float] = field(default_factory=list)  # PT: acceptance of swaps between β_i and β_i+1
 
 
 def _init_images(info: dict, n: int, *, dataset: str | None, data_dir, split: str, seed: int) -> torch.Tensor:
@@ -56,22 +62,30 @@ def _init_images(info: dict, n: int, *, dataset: str | None, data_dir, split: st
 def sample_images(ckpt_path: str | Path, n: int = 64, *, steps: int = DEFAULT_STEPS, init: str = "noise",
                   dataset: str | None = None, data_dir: str | Path | None = None, split: str = "train",
                   seed: int = 0, device: str = "auto", batch_size: int = 256, every: int = 0,
-                  progress: Callable[[int, int], None] | None = None) -> SampleResult:
+                  progress: Callable[[int, int], None] | None = None, sampler: str = "gibbs",
+                  temperatures: int = DEFAULT_TEMPERATURES, beta_min: float = DEFAULT_BETA_MIN) -> SampleResult:
     """n samples of the checkpoint's DBN as float (n, C, H, W) in [0, 1].
 
     Chains run in chunks of batch_size (bounded memory), all from one generator seeded with
     `seed` (same seed, device and batch_size ⇒ same images). init "noise" starts the top chain
     from a draw at zero input, "data" from dataset images pushed up the stack. With every > 0,
     `frames` holds the first STRIP_CHAINS chains every `every` steps. progress(done, total)
-    counts chain-steps (n·steps in all)."""
-    if n < 1 or steps < 0 or batch_size < 1 or every < 0 or init not in INITS:
-        raise RbmError(f"need n >= 1, steps >= 0, batch size >= 1, every >= 0, init in {INITS}", usage=True)
+    counts chain-steps (n·steps in all). sampler "pt" runs `temperatures` chains per sample
+    (tempering.ladder(temperatures, beta_min)); `swap_rates` then holds each neighbouring
+    pair's swap acceptance, read once at the end."""
+    if n < 1 or steps < 0 or batch_size < 1 or every < 0 or init not in INITS or sampler not in SAMPLERS:
+        raise RbmError(f"need n >= 1, steps >= 0, batch size >= 1, every >= 0, init in {INITS}, "
+                       f"sampler in {SAMPLERS}", usage=True)
+    betas = ladder(temperatures, beta_min) if sampler == "pt" else (1.0,)
     dbn, info = load_model(ckpt_path)
+    if sampler == "pt":
+        check_units(dbn.specs[-1])
     dev = resolve_device(device)
     dbn = dbn.to(dev).eval()
     shape, n_v = info["input_shape"], dbn.specs[0].visible_units.n
     data = _init_images(info, n, dataset=dataset, data_dir=data_dir, split=split, seed=seed) if init == "data" else None
     g = torch.Generator(device=dev).manual_seed(seed)
+    counts = SwapCounts.zeros(len(betas), dev)
     done, images, frames, t0 = [0], [], [], time.time()
 
     def tick(m: int):
@@ -85,10 +99,12 @@ def sample_images(ckpt_path: str | Path, n: int = 64, *, steps: int = DEFAULT_ST
             x = None if data is None else to_visible(data[start:start + m].to(dev), n_v)
             v = top_chain_start(dbn, m, g, x, dev)
             keep = min(STRIP_CHAINS, m) if start == 0 else 0
-            pix, fr = run_top_chain(dbn, v, steps, g, every=every, keep=keep, on_step=lambda: tick(m))
+            pix, fr = run_top_chain(dbn, v, steps, g, every=every, keep=keep, on_step=lambda: tick(m), sampler=sampler,
+                                    temperatures=len(betas), beta_min=beta_min, counts=counts)
             images.append((pix.reshape(m, *shape) / n_v).clamp(0, 1).cpu())
             frames += [(f.reshape(-1, *shape) / n_v).clamp(0, 1).cpu() for f in fr]
-    return SampleResult(torch.cat(images), frames, time.time() - t0, steps, str(dev))
+    return SampleResult(torch.cat(images), frames, time.time() - t0, steps, str(dev), sampler, betas,
+                        counts.rates() if sampler == "pt" else [])
 
 
 def write_samples(result: SampleResult, out_png: str | Path, nrow: int | None = None,

@@ -46,7 +46,8 @@ def dbn_losses(dbn: DBN, v0: torch.Tensor, method: str | list[str] = "meanfield"
     through its input f_h(x_l); "detached" and "greedy" cut it. `layers` limits which losses
     are computed (greedy: the current layer; the ones below only feed it, without autograd).
     method is one source of negatives for every layer, or a list with one per layer.
-    For pcd, chains[l] is layer l's chain state and is replaced by its continuation in place.
+    For pcd and pt, chains[l] is layer l's chain state ((B, ...); pt: (K, B, ...)) and is replaced
+    by its continuation in place.
     sparsity = λ > 0 adds λ · sparsity_penalty(layer, f_h(x), sparsity_target) to each layer's loss."""
     wanted = set(range(len(dbn.layers))) if layers is None else set(layers)
     top = max(wanted)
@@ -64,9 +65,11 @@ def dbn_losses(dbn: DBN, v0: torch.Tensor, method: str | list[str] = "meanfield"
         chain = None
         if method == "pcd":  # a chain starts at the data the first time it is needed
             chain = chains[i] = v.detach().clone() if chains[i] is None else chains[i]
+        chain = chains[i] if method == "pt" else chain  # pt: negatives() starts it (K copies of the data)
         v_neg = negatives(layer, v.detach(), method, steps=steps, generator=generator, chain=chain, h_mean=h_mean.detach())
-        if method == "pcd":
+        if method in ("pcd", "pt"):
             chains[i] = v_neg
+            v_neg = v_neg[0] if method == "pt" else v_neg  # the β = 1 chain
         loss = contrastive_loss(layer, v, v_neg, x)
         losses.append(loss + sparsity * sparsity_penalty(layer, h_mean, sparsity_target) if sparsity else loss)
         v = h_mean if mode == "joint" else h_mean.detach()

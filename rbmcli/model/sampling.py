@@ -4,7 +4,10 @@ The loss does not care where v′ comes from; three sources:
 - meanfield (the paper, end of §3.2): v′ = f_v(a + f_h(b + vW) Wᵀ), deterministic;
 - cd (CD-k): k block-Gibbs steps from the data with sampled hiddens; intermediate visibles
   are sampled, the last one is its mean (Hinton's practical guide, §3.2: less noise);
-- pcd: the same steps continue persistent chains kept across updates (Tieleman 2008).
+- pcd: the same steps continue persistent chains kept across updates (Tieleman 2008);
+- pt: persistent parallel-tempering chains (rbmcli.model.tempering): K chains per batch row,
+  at inverse temperatures 1 > … > β_min, swapping states; v′ is the β = 1 chain.
+Samples for pictures: `generate` runs the top RBM's Gibbs chain (sampler "gibbs") or PT ("pt").
 Everything here runs without autograd: v′ is a constant of the loss.
 """
 
@@ -14,9 +17,13 @@ from typing import Callable
 
 import torch
 
+from rbmcli.errors import RbmError
 from rbmcli.model.rbm import RBM
+from rbmcli.model.tempering import (DEFAULT_BETA_MIN, DEFAULT_TEMPERATURES, SwapCounts, check_units, ladder, stacked,
+                                    pt_chain, pt_step, start_state, tempered_hidden, tempered_visible)
 
-NEGATIVES = ("meanfield", "cd", "pcd")
+NEGATIVES = ("meanfield", "cd", "pcd", "pt")
+SAMPLERS = ("gibbs", "pt")
 
 
 @torch.no_grad()
@@ -46,13 +53,22 @@ def gibbs_chain(rbm: RBM, v: torch.Tensor, steps: int, generator: torch.Generato
 def negatives(rbm: RBM, v: torch.Tensor, method: str, *, steps: int, generator: torch.Generator | None,
               chain: torch.Tensor | None = None, h_mean: torch.Tensor | None = None) -> torch.Tensor:
     """v′ for the loss of one layer. For pcd, `chain` (B, *visible_shape) is the chain state
-    to continue; the caller stores the returned state (a sample, not a mean)."""
+    to continue; the caller stores the returned state (a sample, not a mean). For pt, `chain`
+    is the PT state (K, B, *visible_shape) (or None: K = DEFAULT_TEMPERATURES copies of v) and
+    the returned value is its continuation, whose [0] (the β = 1 chain) is v′."""
     if method == "meanfield":
         return meanfield_reconstruction(rbm, v, h_mean)
     if method == "cd":
         return gibbs_chain(rbm, v, steps, generator, mean_last=True)
     if method == "pcd":
         return gibbs_chain(rbm, chain, steps, generator)
+    if method == "pt":
+        k = DEFAULT_TEMPERATURES if chain is None or chain.dim() != v.dim() + 1 else chain.shape[0]
+        if chain is None or chain.shape[1:] != v.shape or chain.dim() != v.dim() + 1:
+            check_units(rbm.spec)
+            chain = start_state(v, k)  # first use, or a pcd state of another shape
+        betas = torch.tensor(ladder(k), device=v.device, dtype=v.dtype)
+        return pt_chain(rbm, chain, steps, generator, betas)
     raise ValueError(f"unknown negatives {method!r}")
 
 
@@ -77,12 +93,19 @@ def to_pixels(dbn, v_top: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def run_top_chain(dbn, v: torch.Tensor, steps: int, generator: torch.Generator | None, *, every: int = 0,
-                  keep: int | None = None, on_step: Callable[[], None] | None = None
-                  ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+                  keep: int | None = None, on_step: Callable[[], None] | None = None, sampler: str = "gibbs",
+                  temperatures: int = DEFAULT_TEMPERATURES, beta_min: float = DEFAULT_BETA_MIN,
+                  counts: SwapCounts | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """`steps` block-Gibbs steps in the top RBM from v (n, *visible_shape_top), the last
     visible a mean, then the mean pass down (paper §4): pixels (n, *visible_shape₀). With
     every > 0 also the pixels of the first `keep` chains (all if None) after every `every`
-    steps; on_step() is called after each step."""
+    steps; on_step() is called after each step. sampler "pt" runs parallel tempering instead
+    (`run_top_tempered`), adding its swaps to `counts` if given."""
+    if sampler == "pt":
+        return run_top_tempered(dbn, v, steps, generator, temperatures=temperatures, beta_min=beta_min,
+                                every=every, keep=keep, on_step=on_step, counts=counts)
+    if sampler != "gibbs":
+        raise RbmError(f"unknown sampler {sampler!r}; choose one of {SAMPLERS}", usage=True)
     top, frames = dbn.layers[-1], []
     for i in range(steps):
         v = gibbs_step(top, v, generator, mean_visible=i == steps - 1)
@@ -94,9 +117,40 @@ def run_top_chain(dbn, v: torch.Tensor, steps: int, generator: torch.Generator |
 
 
 @torch.no_grad()
+def run_top_tempered(dbn, v: torch.Tensor, steps: int, generator: torch.Generator | None, *,
+                     temperatures: int = DEFAULT_TEMPERATURES, beta_min: float = DEFAULT_BETA_MIN, every: int = 0,
+                     keep: int | None = None, on_step: Callable[[], None] | None = None,
+                     counts: SwapCounts | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """As run_top_chain, with parallel tempering in the top RBM: every chain of v
+    (n, *visible_shape_top) becomes K chains on the ladder (tempering.ladder), all starting at
+    v; pt steps alternate the swap parity; the β = 1 chains give the pixels, their last
+    visible a mean (as Gibbs's)."""
+    top, frames = dbn.layers[-1], []
+    check_units(top.spec)
+    betas = torch.tensor(ladder(temperatures, beta_min), device=v.device, dtype=v.dtype)
+    state = start_state(v, temperatures)
+    x = stacked(top.hidden_input, state)
+    for i in range(steps):
+        if i == steps - 1:  # the last step: the β = 1 chain only, its visible a mean
+            h = tempered_hidden(top, x[:1], betas[:1], generator)
+            state = tempered_visible(top, h, betas[:1], generator, mean=True)
+        else:
+            state, x = pt_step(top, state, x, betas, i % 2, generator, counts)
+        if every and keep != 0 and (i + 1) % every == 0:
+            frames.append(to_pixels(dbn, state[0] if keep is None else state[0, :keep]))
+        if on_step is not None:
+            on_step()
+    return to_pixels(dbn, state[0]), frames
+
+
+@torch.no_grad()
 def generate(dbn, n: int, steps: int, generator: torch.Generator | None, *, data: torch.Tensor | None = None,
-             every: int = 0, device=None) -> tuple[torch.Tensor, list[torch.Tensor]]:
+             every: int = 0, device=None, sampler: str = "gibbs", temperatures: int = DEFAULT_TEMPERATURES,
+             beta_min: float = DEFAULT_BETA_MIN, counts: SwapCounts | None = None
+             ) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """n samples of the DBN in pixel units 0..N_v, (n, *input_shape): a chain from
-    `top_chain_start` through `run_top_chain`; with every > 0 also every chain's pixels after
-    every `every` steps (a list of (n, *input_shape))."""
-    return run_top_chain(dbn, top_chain_start(dbn, n, generator, data, device), steps, generator, every=every)
+    `top_chain_start` through `run_top_chain` (sampler "gibbs", or "pt": parallel tempering
+    with `temperatures` K down to beta_min, its swaps added to `counts`); with every > 0 also
+    every chain's pixels after every `every` steps (a list of (n, *input_shape))."""
+    return run_top_chain(dbn, top_chain_start(dbn, n, generator, data, device), steps, generator, every=every,
+                         sampler=sampler, temperatures=temperatures, beta_min=beta_min, counts=counts)
