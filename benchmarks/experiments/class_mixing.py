@@ -24,7 +24,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: rows.py
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # generation.py's classifier
-from rows import append_rows, command_line  # noqa: E402
+from rows import add_record_option, append_rows, command_line  # noqa: E402
 from generation import classifier  # noqa: E402
 
 from rbmcli.model.sampling import generate
@@ -40,6 +40,7 @@ def main() -> None:
     ap.add_argument("--every", type=int, default=50)
     ap.add_argument("--temperatures", type=int, default=DEFAULT_TEMPERATURES)
     ap.add_argument("--beta-min", type=float, default=DEFAULT_BETA_MIN)
+    add_record_option(ap)
     args = ap.parse_args()
     dbn, info = load_model(args.checkpoint)
     cfg, n_v = info["config"], dbn.specs[0].visible_units.n
@@ -63,7 +64,7 @@ def main() -> None:
                      "seconds": round(time.time() - t0, 1), "threads": torch.get_num_threads(),
                      "date": str(date.today()), "command": command_line()})
         print(json.dumps(rows[-1]))
-    append_rows("class_mixing", rows)
+    append_rows("class_mixing", rows, args.record)
 
 
 if __name__ == "__main__":
