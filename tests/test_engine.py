@@ -124,7 +124,7 @@ def test_grid_chains_persist_across_epochs(tmp_path):
     start where the first one's did (from noise)."""
     from rbmcli.train.grids import EpochGrids
 
-    t = Trainer(cfg(sample_steps=4, batch_size=5), tmp_path, images(100))  # 20 steps: 4 grid steps an epoch
+    t = Trainer(cfg(sample_steps=4, batch_size=5), tmp_path, images(200))  # 40 steps: 4 grid steps an epoch
     grids = EpochGrids(t)
     assert grids.steps == 4
     _, first = grids.advance()

@@ -94,7 +94,7 @@ def test_resume_equals_uninterrupted(tmp_path, negatives, mode, center):
 
 
 def test_run_folder_contents(tmp_path):
-    res = train(cfg(), tmp_path / "run", images=patterns(600))  # 30 steps an epoch: 6 grid steps allowed, 5 asked
+    res = train(cfg(), tmp_path / "run", images=patterns(1200))  # 60 steps an epoch: 6 grid steps allowed, 5 asked
     files = {p.name for p in (tmp_path / "run").iterdir()}
     assert {"config.json", "metrics.jsonl", "model.safetensors", "model.state.safetensors",
             "samples-epoch001.png", "recon-epoch002.png", "chains.png"} <= files

@@ -20,9 +20,9 @@ from rbmcli.model.sampling import gibbs_chain, gibbs_step, to_pixels, top_chain_
 GRID_CHAINS, STRIP_CHAINS, FRAMES = 64, 8, 8
 # Gibbs steps of the 64 grid chains per training step of the epoch. A step of 64 chains costs
 # about a fifth of a training step of batch 128 of the default job (two products of half the
-# rows against six, and no Adam); measured on 2 CPU cores (docs/performance.md): 0.2 steps per
-# training step keep the grid under 10 % of an epoch's time.
-GRID_STEPS_PER_STEP = 0.2
+# rows against six, and no Adam; 0.17–0.22 measured on 2 CPU cores, docs/performance.md): 0.1
+# steps per training step cost about 2 % of an epoch, and leave the pictures the rest of 10 %.
+GRID_STEPS_PER_STEP = 0.1
 
 
 def grid_steps(sample_steps: int, steps_per_epoch: int) -> int:
