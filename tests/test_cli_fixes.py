@@ -12,9 +12,8 @@ import numpy as np
 import pytest
 import torch
 import typer
-from typer.testing import CliRunner
 
-from cli_helpers import one_error_line
+from cli_helpers import digits, one_error_line, run, runner
 
 from rbmcli.train.checkpoint import state_path
 from rbmcli.cli import app
@@ -24,18 +23,9 @@ from rbmcli.train.config import TrainConfig
 from rbmcli.errors import RbmError
 from rbmcli.train.trainer import train
 
-runner = CliRunner()
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run(*args):
-    return runner.invoke(app, [str(a) for a in args])
-
-
-
-
-def digits(n=64, seed=0):
-    return torch.randint(0, 256, (n, 1, 28, 28), dtype=torch.uint8, generator=torch.Generator().manual_seed(seed))
 
 
 @pytest.fixture(scope="module")

@@ -16,28 +16,17 @@ from pathlib import Path
 
 import pytest
 import torch
-from typer.testing import CliRunner
 
-from cli_helpers import one_error_line
+from cli_helpers import digits, one_error_line, run
 
 import rbmcli.cli.common as common
-from rbmcli.cli import app
 from rbmcli.eval import evaluate as ev
 from rbmcli.eval import inception
 from rbmcli.train.checkpoint import load_model
 from rbmcli.train.config import TrainConfig
 from rbmcli.train.trainer import train
 
-runner = CliRunner()
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def run(*args):
-    return runner.invoke(app, [str(a) for a in args])
-
-
-def digits(n=64, seed=0):
-    return torch.randint(0, 256, (n, 1, 28, 28), dtype=torch.uint8, generator=torch.Generator().manual_seed(seed))
 
 
 @pytest.fixture(scope="module")
