@@ -194,3 +194,93 @@ def test_unit_weight_scale_drops_the_fan_in_factor_of_dense_layers_only(tmp_path
         del layer["fan_in_scale"]
     old = LayerSpec.from_dict(model["layers"][1])
     assert old.fan_in_scale and math.isclose(RBM(old).scale, math.sqrt(16 * old.fan_in))
+# --- conv layers: one offset per channel, folded into the bias ------------------------------
+def centered_conv(seed=0, vu=Units.make(255), hu=Units.make(255)):
+    g = torch.Generator().manual_seed(seed)
+    spec = LayerSpec(kind="conv", visible_shape=(3, 7, 5), hidden=5, visible_units=vu, hidden_units=hu,
+                     kernel=3, stride=2, padding=1)
+    rbm = RBM(spec, init_std=0.7, generator=g).double()
+    with torch.no_grad():
+        rbm.visible_bias.copy_(torch.randn(3, generator=g))
+        rbm.hidden_bias.copy_(torch.randn(5, generator=g))
+    rbm.move_offset(torch.rand(3, generator=g).double() * vu.n, 1.0)
+    return rbm, g
+
+
+def test_conv_centering_is_the_convolution_of_the_centered_padded_input():
+    """x = b + W⋆(v − μ) where the padding outside the image holds v = 0 (centered: −μ):
+    written out with an explicit pad, then a convolution without padding. Its gradient is then
+    the centered one, ⟨(v_patch − μ) h⟩."""
+    import torch.nn.functional as F
+
+    rbm, g = centered_conv(seed=11)
+    assert rbm.visible_offset.std() > 0 and rbm.conv_centered
+    v = torch.randint(0, 256, (4, 3, 7, 5), generator=g).double()
+    mu = rbm.visible_offset.view(1, 3, 1, 1)
+    W, b = rbm.weight / rbm.scale, rbm.hidden_bias / rbm.spec.hidden_units.k
+    expected = F.conv2d(F.pad(v, (1, 1, 1, 1)) - mu, W, b, stride=2)  # (4, 5, 4, 3)
+    assert torch.allclose(rbm.hidden_input(v), expected, rtol=1e-12, atol=1e-9)
+    rbm.hidden_input(v).sum().backward()
+    patches = F.unfold(F.pad(v, (1, 1, 1, 1)) - mu, 3, stride=2)  # (4, 27, 12): every patch, centered
+    assert torch.allclose(rbm.weight.grad.flatten(1) * rbm.scale, patches.sum((0, 2)).expand(5, 27), rtol=1e-10)
+
+
+def test_conv_centering_keeps_the_papers_conv_rbm_and_moving_it_changes_nothing():
+    """physical() is an uncentered conv layer (one bias per channel) with the same free energy
+    and conditionals; moving μ (per channel) leaves both unchanged."""
+    rbm, g = centered_conv(seed=12)
+    W, a, b = rbm.physical()
+    plain = RBM(rbm.spec, init_std=0.0).double()
+    with torch.no_grad():
+        plain.weight.copy_(rbm.weight)
+        plain.visible_bias.copy_(rbm.visible_bias)
+        plain.hidden_bias.copy_(b * rbm.spec.hidden_units.k)
+    v = torch.randint(0, 256, (3, 3, 7, 5), generator=g).double()
+    h = torch.rand(3, 5, 4, 3, generator=g).double() * 255
+    assert torch.allclose(rbm.free_energy(v), plain.free_energy(v), rtol=1e-12, atol=1e-8)
+    assert torch.allclose(rbm.visible_mean(h), plain.visible_mean(h), rtol=1e-12, atol=1e-9)
+    before = rbm.free_energy(v), rbm.hidden_mean(v), rbm.visible_mean(h)
+    mu0 = rbm.visible_offset.clone()
+    target = torch.tensor([10.0, 200.0, 60.0]).double()
+    rbm.move_offset(target, 0.3)
+    assert torch.allclose(rbm.visible_offset, mu0 + 0.3 * (target - mu0))
+    for x, y in zip(before, (rbm.free_energy(v), rbm.hidden_mean(v), rbm.visible_mean(h))):
+        assert torch.allclose(x, y, rtol=1e-10, atol=1e-8)
+
+
+def test_dbn_offsets_of_conv_layers_are_channel_means_and_survive_a_checkpoint(tmp_path):
+    u = Units.make(255)
+    specs = build_specs("conv:3:3:2:1,conv:5:3:2:1,dense:7", (3, 9, 7), u, u)
+    dbn = DBN(specs, 0.3, torch.Generator().manual_seed(0)).double()
+    v = torch.randint(0, 256, (11, 3, 9, 7), generator=torch.Generator().manual_seed(1)).double()
+    dbn.move_offsets(v, 1.0, {0, 1, 2})
+    assert torch.allclose(dbn.layers[0].visible_offset, v.mean((0, 2, 3)))
+    assert torch.allclose(dbn.layers[1].visible_offset, dbn.up(v, upto=1).mean((0, 2, 3)))
+    save_model(tmp_path / "c.safetensors", dbn.float(), (3, 9, 7), {})
+    loaded, _ = load_model(tmp_path / "c.safetensors")
+    assert all(layer.conv_centered for layer in loaded.layers[:2])
+    assert torch.allclose(loaded.up(v).float(), dbn.up(v.float()), atol=1e-3)
+
+
+def test_center_conv_centers_conv_layers_on_their_channel_means_and_drops_their_fan_in(tmp_path):
+    """--center-conv: every conv layer's μ follows the channel means of its input, and its weight
+    scale has no fan-in factor; without it (the default) conv layers stay the paper's."""
+    from rbmcli.train.config import TrainConfig
+    from rbmcli.train.trainer import train
+
+    torch.set_default_dtype(torch.float32)
+    g = torch.Generator().manual_seed(5)
+    images = (torch.rand(200, 3, 7, 9, generator=g) * torch.tensor([0.2, 0.6, 1.0]).view(3, 1, 1) * 255).to(torch.uint8)
+    runs = {}
+    for center_conv in (False, True):
+        c = TrainConfig(arch="conv:3:3:2:1,conv:5:3:2:1,dense:7", epochs=2, batch_size=20, device="cpu",
+                        sample_steps=2, center_conv=center_conv)
+        runs[center_conv] = load_model(train(c, tmp_path / str(center_conv), images=images).checkpoint)[0]
+    plain, dbn = runs[False], runs[True]
+    assert not any(layer.visible_offset.any() for layer in plain.layers[:2])
+    assert all(layer.spec.fan_in_scale for layer in plain.layers[:2])
+    assert not any(layer.spec.fan_in_scale for layer in dbn.layers[:2]) and dbn.layers[2].spec.fan_in_scale
+    n = dbn.layers[0].spec.visible_units.n
+    assert torch.allclose(dbn.layers[0].visible_offset, images.float().mean((0, 2, 3)) * n / 255, atol=0.05 * n)
+    mean1 = dbn.up(images.float(), upto=1).mean((0, 2, 3))
+    assert (dbn.layers[1].visible_offset - mean1).abs().max() / n < 0.05

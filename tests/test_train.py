@@ -258,3 +258,18 @@ def test_bad_lr_decay_is_a_usage_error():
     with pytest.raises(RbmError, match="--weight-scale") as e:
         cfg(weight_scale="fanin").validate()
     assert e.value.usage
+
+
+def test_resume_with_centered_conv_layers_equals_uninterrupted(tmp_path):
+    """--center-conv: the conv layers' offsets move, are saved, and a resumed run continues
+    with them acting (RBM.conv_centered restored) to exactly the uninterrupted tensors."""
+    images = (patterns(200, side=7) * 255).to(torch.uint8).repeat(1, 3, 1, 1)  # 3 channels, 7×7
+    c = cfg(arch="conv:3:3:2:1,conv:5:3:2:1,dense:5", visible_units=255, hidden_units=255, negatives="pcd",
+            epochs=2, center=True, center_data=True, center_conv=True)
+    full = train(c, tmp_path / "full", images=images)
+    resumed = interrupted_then_resumed(c, tmp_path / "part", images, after=13).run()
+    a = load_model(full.checkpoint)[0].state_dict()
+    b = load_model(resumed.checkpoint)[0].state_dict()
+    for name in a:
+        assert torch.equal(a[name], b[name]), name
+    assert a["layers.0.visible_offset"].any() and a["layers.1.visible_offset"].any()

@@ -112,6 +112,7 @@ def train(
     binary_top: Annotated[Optional[bool], typer.Option("--binary-top/--no-binary-top", help="Binary hidden units in the top layer unless --arch gives @N (recipe: generate yes, paper no).", show_default=False)] = None,
     center: Annotated[Optional[bool], typer.Option("--center/--no-center", help="Dense layers above the first see their input minus its running mean (a centered energy: same models, better-conditioned gradients; recipe: generate yes, paper no).", show_default=False)] = None,
     center_data: Annotated[Optional[bool], typer.Option("--center-data/--no-center-data", help="Center a dense first layer too, its input being the data (recipe: generate yes, paper no).", show_default=False)] = None,
+    center_conv: Annotated[bool, typer.Option("--center-conv/--no-center-conv", help="Center conv layers too (one running mean per channel, where --center/--center-data center a layer), and drop the fan-in factor of their weight scale: conv weights move sqrt(fan-in) times as far. Off: conv layers as in the paper.")] = _D.center_conv,
     weight_scale: Annotated[Optional[str], typer.Option(help="fan-in: weights scaled by 1/sqrt(fan-in) (Adam moves wide layers' weights slowly); unit: dense layers without that factor (weights move sqrt(fan-in) times as far; best with --center --center-data); first: a dense first layer only (recipe: generate first, paper fan-in).", show_default=False)] = None,
     negatives: Annotated[Optional[str], typer.Option(help="Negative samples of the top layer: meanfield (paper), cd, pcd or pt (persistent parallel tempering) (recipe: generate pcd, paper meanfield).", show_default=False)] = None,
     lower_negatives: Annotated[Optional[str], typer.Option(help="Negative samples of the layers below the top (recipe: meanfield).", show_default=False)] = None,
@@ -152,7 +153,7 @@ def train(
 
     values = dict(dataset=dataset, data_dir=str(data_dir) if data_dir else None, size=size, arch=arch or _D.arch,
                   visible_units=visible_units, hidden_units=hidden_units, k=k, activation=activation,
-                  binarize=binarize, recipe=recipe, binary_top=binary_top, center=center, center_data=center_data,
+                  binarize=binarize, recipe=recipe, binary_top=binary_top, center=center, center_data=center_data, center_conv=center_conv,
                   weight_scale=weight_scale, negatives=negatives, lower_negatives=lower_negatives,
                   gibbs_steps=gibbs_steps, mode=mode, epochs=epochs,
                   batch_size=batch_size, lr=lr, lr_decay=lr_decay, sparsity=sparsity,

@@ -58,7 +58,7 @@ def fit_dbn(cfg: TrainConfig, v: torch.Tensor, generator: torch.Generator, verbo
     from rbmcli.train.step import EagerStep
 
     dbn = T.build_dbn(cfg, tuple(v.shape[1:])).to(v.device)
-    centered = {i for i, s in enumerate(dbn.specs) if s.is_dense and (cfg.center if i else cfg.center_data)}
+    centered = T.centered_layers(dbn.specs, cfg)
     if cfg.visible_bias_init == "data":
         dbn.init_visible_biases(v[:T.INIT_IMAGES])
     if centered:

@@ -60,7 +60,8 @@ def parse_arch(arch: str) -> list[tuple[str, int, int, int, int, int | None]]:
 
 
 def build_specs(arch: str, input_shape: tuple[int, int, int], visible: Units, hidden: Units,
-                *, k: float | None = None, top_n: int | None = None, weight_scale: str = "fan-in") -> list[LayerSpec]:
+                *, k: float | None = None, top_n: int | None = None, weight_scale: str = "fan-in",
+                center_conv: bool = False) -> list[LayerSpec]:
     """Layer specs for images of input_shape (C, H, W). Every hidden layer uses `hidden` units
     unless its item ends in @N (then N, with k for N > 1, the default k for N = 1); top_n, if
     given, is the top layer's N when its item has no @N. Layer 0's
@@ -68,13 +69,15 @@ def build_specs(arch: str, input_shape: tuple[int, int, int], visible: Units, hi
     units; each layer's visible k is balanced against its own hidden units (units.balanced_k),
     which for a shared N and k is that k. A dense layer's input size follows the layer below;
     weight_scale "unit" drops the fan-in factor of dense layers' weight scale, "first" that of a
-    dense first layer only; conv layers keep it (TrainConfig.weight_scale)."""
+    dense first layer only; conv layers keep it (TrainConfig.weight_scale) unless center_conv
+    (centered conv layers: TrainConfig.center_conv)."""
     specs, shape, n_v = [], tuple(input_shape), visible.n
     items = parse_arch(arch)
     if top_n is not None and items[-1][5] is None:
         items[-1] = items[-1][:5] + (top_n,)
     for i, (kind, size, kern, s, p, n) in enumerate(items):
-        unit_scale = kind == "dense" and (weight_scale == "unit" or (weight_scale == "first" and i == 0))
+        unit_scale = (kind == "dense" and (weight_scale == "unit" or (weight_scale == "first" and i == 0))
+                      or kind == "conv" and center_conv)
         if kind == "dense":
             shape = (int(torch.Size(shape).numel()),)
         hid = hidden if n is None else Units.make(n, k if n > 1 else None, hidden.activation)
@@ -113,8 +116,9 @@ class DBN(nn.Module):
 
     @torch.no_grad()
     def move_offsets(self, v: torch.Tensor, rate: float, layers: set[int], reduce=None) -> None:
-        """Move the centering offset μ of each dense layer in `layers` toward the mean of its
-        input (layer l's hidden means of the batch v (B, *input_shape) in 0..N_v):
+        """Move the centering offset μ of each layer in `layers` toward the mean of its input
+        (per unit for dense layers, per channel for conv; layer l's hidden means of the batch
+        v (B, *input_shape) in 0..N_v):
         μ ← μ + rate·(⟨input⟩ − μ), the model unchanged (RBM.move_offset). The offsets follow
         the inputs as the layers below learn (Melchior, Fischer & Wiskott 2016). reduce, if
         given, maps each batch mean to the mean over data-parallel processes."""
@@ -122,7 +126,7 @@ class DBN(nn.Module):
         for i, layer in enumerate(self.layers[:last + 1]):
             v = layer.flatten_input(v)
             if i in layers:
-                mean = v.reshape(v.shape[0], -1).mean(0)
+                mean = v.reshape(v.shape[0], -1).mean(0) if v.dim() == 2 else v.mean((0, 2, 3))
                 layer.move_offset(reduce(mean) if reduce else mean, rate)
             if i < last:
                 v = layer.hidden_mean(v)

@@ -100,6 +100,8 @@ class RBM(nn.Module):
         self.hidden_bias = nn.Parameter(torch.zeros(spec.hidden))
         # μ of the centered energy (see `centered`); zero: the paper's uncentered layer.
         self.register_buffer("visible_offset", torch.zeros(spec.visible_shape[0]))
+        # A conv layer's μ enters through its bias (`offset_bias`); False skips that work while μ = 0.
+        self.conv_centered = False
         vu, hu = spec.visible_units, spec.hidden_units
         # s: physical W = W̃ / s; without the fan-in factor (spec.fan_in_scale False) Adam's steps
         # move the physical weights √fan_in times as far.
@@ -113,6 +115,8 @@ class RBM(nn.Module):
         W, b = self.weight / self.scale, self.hidden_bias / s.hidden_units.k
         if s.is_dense:
             b = b - self.visible_offset @ W
+        elif self.conv_centered:
+            b = self.offset_bias(b, W)
         return W, self.visible_bias / s.visible_units.k, b
 
     # --- centering (Montavon & Müller 2012) ----------------------------------------------
@@ -121,27 +125,37 @@ class RBM(nn.Module):
         centered energy E(v, h) = −a·v − b·h − (v − μ)Wh. For a fixed μ this is the same family
         of models as the paper's (b ← b − μW); what changes is the gradient ⟨(v − μ)h⟩: with μ
         the mean of the layer's input, the weights follow the covariance of v and h, not the
-        mean activity that every input shares. μ = 0 (the default) is the paper's layer; conv
-        layers are never centered (v as it is: no work on their hot path)."""
+        mean activity that every input shares. μ = 0 (the default) is the paper's layer. A conv
+        layer returns v as it is: its μ (one per channel) is folded into the bias instead
+        (`offset_bias`), no work on the full maps."""
         if not self.spec.is_dense:
             return v
         return v.reshape(v.shape[0], -1) - self.visible_offset
 
+    def offset_bias(self, b: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
+        """Conv: b − Σ_{c,taps} W_{jc··} μ_c, shape (C_out,), for b (C_out,) and physical W
+        (C_out, C_in, K, K). Then conv2d(v, W) + this bias = W⋆(v − μ) + b with the padding
+        outside the image at v = 0 (centered: −μ): every hidden unit subtracts the full
+        kernel's share of μ, so the layer stays the paper's conv RBM (one bias per channel)
+        whatever μ, and ∂x/∂W = v_patch − μ, the centered gradient."""
+        return b - W.sum((2, 3)) @ self.visible_offset
+
     @torch.no_grad()
     def move_offset(self, mean: torch.Tensor, rate: float) -> None:
         """μ ← μ + rate·(mean − μ), and b ← b + (μ_new − μ)W so that the model (every
-        conditional and free energy) is unchanged: only the parametrisation moves. Dense only;
-        mean (V,) in the visible units' 0..N_v."""
-        if not self.spec.is_dense:
-            raise ValueError("centering offsets are defined for dense layers only")
+        conditional and free energy) is unchanged: only the parametrisation moves. Dense: mean
+        (V,); conv: mean (C,), per channel, and b ← b + Σ_taps W (μ_new − μ) (`offset_bias`).
+        In the visible units' 0..N_v."""
         step = rate * (mean.to(self.visible_offset) - self.visible_offset)
-        self.hidden_bias += self.spec.hidden_units.k * (step @ (self.weight / self.scale))
+        W = self.weight / self.scale
+        self.hidden_bias += self.spec.hidden_units.k * (step @ W if self.spec.is_dense else W.sum((2, 3)) @ step)
         self.visible_offset += step
+        self.conv_centered = not self.spec.is_dense
 
     # --- connection: the only place dense and conv differ --------------------------------
     def hidden_input(self, v: torch.Tensor) -> torch.Tensor:
         """x = b + (v − μ)W, shape (B, *hidden_shape); v of shape (B, *visible_shape); μ = 0
-        unless the layer is centered."""
+        unless the layer is centered (conv: μ per channel, through `offset_bias`)."""
         s = self.spec
         b = self.hidden_bias / s.hidden_units.k
         v = self.centered(v)
@@ -152,11 +166,14 @@ class RBM(nn.Module):
             xw = (v2 @ self.weight if s.is_dense
                   else F.conv2d(v, self.weight, stride=s.stride, padding=s.padding))
             with torch.autocast(v.device.type, enabled=False):
+                if self.conv_centered:
+                    b = self.offset_bias(b, self.weight / self.scale)
                 b = b.view(-1) if s.is_dense else b.view(-1, 1, 1)
                 return xw.to(v.dtype) * (1.0 / self.scale) + b
         if s.is_dense:  # W = W̃/s folded into the matmul: cheaper than scaling W̃ (V·H)
             return torch.addmm(b, v.reshape(v.shape[0], -1), self.weight, alpha=1.0 / self.scale)
-        return F.conv2d(v, self.weight / self.scale, b, stride=s.stride, padding=s.padding)
+        W = self.weight / self.scale
+        return F.conv2d(v, W, self.offset_bias(b, W) if self.conv_centered else b, stride=s.stride, padding=s.padding)
 
     def visible_input(self, h: torch.Tensor) -> torch.Tensor:
         """y = a + hWᵀ (dense) or a + conv_transpose2d(h, W) (conv), shape (B, *visible_shape)."""

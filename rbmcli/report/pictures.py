@@ -118,7 +118,7 @@ def curves_figure(rows: list[dict]):
         for name in names:
             xs, ys = series[name]
             ax.plot(xs, ys, "--" if name.startswith("saturated") else "-", marker=".", label=name)
-        ax.set_title(title, fontsize=10)
+        ax.set_title(title, fontsize=10, y=1.0)  # a fixed y: no measuring of the axes for the title
         ax.set_xlabel("epoch")
         ax.xaxis.get_major_locator().set_params(integer=True)
         if title.startswith("dead"):
@@ -150,9 +150,10 @@ def write_hidden_activity(dbn, v_batch: torch.Tensor, path: str | Path) -> dict[
         ax = fig.add_subplot(nrows, cols, i + 1)
         ax.axvspan(0, DEAD, color="tab:red", alpha=0.35)
         ax.axvspan(SATURATED, 1, color="tab:orange", alpha=0.35)
-        ax.hist(a.clamp(0, 1).numpy(), bins=50, range=(0, 1), color="tab:blue")
+        counts = torch.histc(a.clamp(0, 1).float(), bins=50, min=0, max=1)  # as ax.hist, in one artist (faster)
+        ax.stairs(counts.numpy(), torch.linspace(0, 1, 51).numpy(), fill=True, color="tab:blue")
         ax.set_xlim(-0.02, 1.02)
-        ax.set_title(f"layer {i}: {dead[str(i)]:.0%} dead, {sat[str(i)]:.0%} saturated", fontsize=9)
+        ax.set_title(f"layer {i}: {dead[str(i)]:.0%} dead, {sat[str(i)]:.0%} saturated", fontsize=9, y=1.0)
         ax.set_xlabel("mean activity / N")
     save_figure(fig, path)
     return {"dead_fraction": dead, "saturated_fraction": sat}
@@ -197,7 +198,7 @@ def fixed_layout(fig, nrows: int) -> None:
 
 def figure_png(fig) -> bytes:
     buf = io.BytesIO()
-    fig.savefig(buf, format="png")
+    fig.savefig(buf, format="png", pil_kwargs={"compress_level": 1})  # a few % larger, ~5× faster to encode
     return buf.getvalue()
 
 

@@ -44,6 +44,7 @@ class TrainConfig:
     binary_top: bool | None = None  # recipe: the top layer's hidden units are binary (N = 1) unless --arch gives @N
     center: bool | None = None  # recipe: dense layers above the first see their input minus its running mean (centered energy; generate yes, paper no)
     center_data: bool | None = None  # recipe: a dense first layer is centered too (its input: the data; generate yes, paper no)
+    center_conv: bool = False  # conv layers are centered too (one offset per channel, under --center/--center-data), and move without the fan-in factor of their weight scale
     weight_scale: str | None = None  # recipe: fan-in (paper), unit or first (generate): s = √(k_v N_v k_h N_h · fan_in), without fan_in in dense layers (unit) or a dense first layer (first)
     negatives: str | None = None  # recipe: the top layer's negatives: meanfield (paper), cd (CD-k), pcd (persistent chains) or pt (persistent parallel tempering)
     lower_negatives: str | None = None  # the negatives of the layers below the top (recipe generate: meanfield; else as negatives)

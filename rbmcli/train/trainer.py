@@ -86,7 +86,7 @@ def build_dbn(cfg: TrainConfig, input_shape: tuple[int, int, int]) -> DBN:
     vis = Units.make(cfg.visible_units, cfg.k if cfg.visible_units > 1 else None, cfg.activation)
     hid = Units.make(cfg.hidden_units, cfg.k if cfg.hidden_units > 1 else None, cfg.activation)
     specs = build_specs(cfg.arch, input_shape, vis, hid, k=cfg.k, top_n=1 if cfg.binary_top else None,
-                        weight_scale=cfg.weight_scale)
+                        weight_scale=cfg.weight_scale, center_conv=cfg.center_conv)
     n_params = sum(math.prod(s.weight_shape) + s.visible_shape[0] + s.hidden for s in specs)
     if n_params > MAX_PARAMETERS:
         raise RbmError(f"--arch {cfg.arch} has {n_params:,} parameters on {tuple(input_shape)} images, more than "
@@ -108,6 +108,12 @@ def learning_rate(lr: float, decay: str, step: int, total_steps: int) -> float:
     if decay == "linear":
         return lr * (1.0 - frac)
     return lr * 0.5 * (1.0 + math.cos(math.pi * frac))
+
+
+def centered_layers(specs, cfg: TrainConfig) -> set[int]:
+    """Indices of the centered layers: those above the first under --center, the first under
+    --center-data; conv layers only with --center-conv."""
+    return {i for i, s in enumerate(specs) if (s.is_dense or cfg.center_conv) and (cfg.center if i else cfg.center_data)}
 
 
 def total_epochs(cfg: TrainConfig, n_layers: int) -> int:
@@ -154,8 +160,7 @@ class Trainer:
         self.input_shape = tuple(images.shape[1:])
         self.steps_per_epoch = len(images) // cfg.batch_size  # a last partial batch is dropped
         self.dbn = build_dbn(cfg, self.input_shape).to(self.device)
-        # the centered layers: dense ones above the first (--center), the first (--center-data)
-        self.centered = {i for i, s in enumerate(self.dbn.specs) if s.is_dense and (cfg.center if i else cfg.center_data)}
+        self.centered = centered_layers(self.dbn.specs, cfg)
         if not resume and (cfg.visible_bias_init == "data" or self.centered):
             first = to_visible(self.images[:INIT_IMAGES].to(self.device), cfg.visible_units)
             if cfg.visible_bias_init == "data":
@@ -207,6 +212,8 @@ class Trainer:
             raise RbmError(f"--resume: the checkpoint in {self.run_dir} has another architecture "
                            "than the options given", usage=True)
         self.dbn.load_state_dict(dbn.state_dict())
+        for mine, theirs in zip(self.dbn.layers, dbn.layers):
+            mine.conv_centered = theirs.conv_centered
         step = str(info.get("step", ""))
         self.chains[:], c = load_state(self.folder.state, self.opt, names=self.names, generators={"sample": self.gen},
                                        n_layers=len(self.dbn.layers), device=self.device,
