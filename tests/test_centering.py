@@ -32,6 +32,17 @@ def centered_dense(V, H, vu=BIN, hu=BIN, seed=0):
     return rbm
 
 
+def uncentered_twin(rbm: RBM) -> RBM:
+    """An uncentered layer (μ = 0) with rbm's weights and visible bias and the hidden bias
+    that physical() folds μ into."""
+    plain = RBM(rbm.spec, init_std=0.0).double()
+    with torch.no_grad():
+        plain.weight.copy_(rbm.weight)
+        plain.visible_bias.copy_(rbm.visible_bias)
+        plain.hidden_bias.copy_(rbm.physical()[2] * rbm.spec.hidden_units.k)
+    return plain
+
+
 def test_centered_free_energy_equals_enumeration_of_the_centered_energy():
     rbm = centered_dense(3, 5, seed=1)
     W = rbm.weight / rbm.scale
@@ -48,12 +59,8 @@ def test_physical_parameters_are_the_uncentered_layer_with_the_same_energy():
     energy and conditionals (what AIS and the exact partition function read)."""
     u = Units.make(255)
     rbm = centered_dense(7, 5, vu=u, hu=BIN, seed=2)
-    W, a, b = rbm.physical()
-    plain = RBM(rbm.spec, init_std=0.0).double()
-    with torch.no_grad():
-        plain.weight.copy_(rbm.weight)
-        plain.visible_bias.copy_(rbm.visible_bias)
-        plain.hidden_bias.copy_(b * rbm.spec.hidden_units.k)
+    b = rbm.physical()[2]
+    plain = uncentered_twin(rbm)
     v = torch.randint(0, 256, (3, 7), generator=torch.Generator().manual_seed(3)).double()
     assert torch.allclose(rbm.free_energy(v), plain.free_energy(v), atol=1e-9)
     assert torch.allclose(rbm.hidden_mean(v), plain.hidden_mean(v), atol=1e-12)
@@ -229,12 +236,7 @@ def test_conv_centering_keeps_the_papers_conv_rbm_and_moving_it_changes_nothing(
     """physical() is an uncentered conv layer (one bias per channel) with the same free energy
     and conditionals; moving μ (per channel) leaves both unchanged."""
     rbm, g = centered_conv(seed=12)
-    W, a, b = rbm.physical()
-    plain = RBM(rbm.spec, init_std=0.0).double()
-    with torch.no_grad():
-        plain.weight.copy_(rbm.weight)
-        plain.visible_bias.copy_(rbm.visible_bias)
-        plain.hidden_bias.copy_(b * rbm.spec.hidden_units.k)
+    plain = uncentered_twin(rbm)
     v = torch.randint(0, 256, (3, 3, 7, 5), generator=g).double()
     h = torch.rand(3, 5, 4, 3, generator=g).double() * 255
     assert torch.allclose(rbm.free_energy(v), plain.free_energy(v), rtol=1e-12, atol=1e-8)

@@ -77,18 +77,25 @@ def test_same_seed_same_weights_and_different_seed_differs(tmp_path):
     assert not torch.equal(w[0], w[2])
 
 
-@pytest.mark.parametrize("negatives,mode,center", [("meanfield", "joint", False), ("pcd", "detached", False),
-                                                   ("cd", "greedy", False), ("pcd", "detached", True)])
-def test_resume_equals_uninterrupted(tmp_path, negatives, mode, center):
-    images = patterns(200)
-    c = cfg(arch="dense:7,dense:5", negatives=negatives, mode=mode, epochs=2, save_every=0, center=center)
+def resumed_equals_uninterrupted(c, tmp_path, images):
+    """Train c to the end, and again stopped after 13 steps (mid-epoch: 10 steps per epoch) then
+    resumed; assert the two final models are equal tensor for tensor. Returns (full, resumed,
+    the final state dict)."""
     full = train(c, tmp_path / "full", images=images)
-    # Stop after 13 steps (mid-epoch: 10 steps per epoch), then resume to the end.
     resumed = interrupted_then_resumed(c, tmp_path / "part", images, after=13).run()
     a = load_model(full.checkpoint)[0].state_dict()
     b = load_model(resumed.checkpoint)[0].state_dict()
     for name in a:
         assert torch.equal(a[name], b[name]), name
+    return full, resumed, a
+
+
+@pytest.mark.parametrize("negatives,mode,center", [("meanfield", "joint", False), ("pcd", "detached", False),
+                                                   ("cd", "greedy", False), ("pcd", "detached", True)])
+def test_resume_equals_uninterrupted(tmp_path, negatives, mode, center):
+    images = patterns(200)
+    c = cfg(arch="dense:7,dense:5", negatives=negatives, mode=mode, epochs=2, save_every=0, center=center)
+    full, resumed, a = resumed_equals_uninterrupted(c, tmp_path, images)
     assert bool(a["layers.1.visible_offset"].any()) == center  # the offsets moved, and resumed exactly
     assert resumed.epochs_done == full.epochs_done == c.epochs * (2 if mode == "greedy" else 1)
 
@@ -266,10 +273,5 @@ def test_resume_with_centered_conv_layers_equals_uninterrupted(tmp_path):
     images = (patterns(200, side=7) * 255).to(torch.uint8).repeat(1, 3, 1, 1)  # 3 channels, 7×7
     c = cfg(arch="conv:3:3:2:1,conv:5:3:2:1,dense:5", visible_units=255, hidden_units=255, negatives="pcd",
             epochs=2, center=True, center_data=True, center_conv=True)
-    full = train(c, tmp_path / "full", images=images)
-    resumed = interrupted_then_resumed(c, tmp_path / "part", images, after=13).run()
-    a = load_model(full.checkpoint)[0].state_dict()
-    b = load_model(resumed.checkpoint)[0].state_dict()
-    for name in a:
-        assert torch.equal(a[name], b[name]), name
+    a = resumed_equals_uninterrupted(c, tmp_path, images)[2]
     assert a["layers.0.visible_offset"].any() and a["layers.1.visible_offset"].any()

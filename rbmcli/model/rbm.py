@@ -152,6 +152,12 @@ class RBM(nn.Module):
         self.visible_offset += step
         self.conv_centered = not self.spec.is_dense
 
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        """nn.Module's loading, then the conv flag from the loaded μ: a checkpoint or a resumed
+        run's conv layers are centered exactly when their stored offset is (one read, at load)."""
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        self.conv_centered = not self.spec.is_dense and bool(self.visible_offset.any())
+
     # --- connection: the only place dense and conv differ --------------------------------
     def hidden_input(self, v: torch.Tensor) -> torch.Tensor:
         """x = b + (v − μ)W, shape (B, *hidden_shape); v of shape (B, *visible_shape); μ = 0

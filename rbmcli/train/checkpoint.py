@@ -99,7 +99,6 @@ def load_model(path: Path) -> tuple[DBN, dict]:
             raise ValueError("config is not a JSON object")
     except Exception as e:  # also a usage RbmError from Units/conv_out: here it is a bad file (exit 1)
         raise RbmError(f"{path}: malformed model description in metadata ({type(e).__name__}: {e})"[:300]) from None
-    stored_offsets = {i for i in range(len(specs)) if f"layers.{i}.{OFFSET}" in tensors}
     for i, s in enumerate(specs):  # an uncentered layer's offset is not stored: zero
         tensors.setdefault(f"layers.{i}.{OFFSET}", torch.zeros(s.visible_shape[0], dtype=torch.float32))
     if set(tensors) != set(expected):
@@ -113,8 +112,6 @@ def load_model(path: Path) -> tuple[DBN, dict]:
             raise RbmError(f"{path}: tensor {name} holds NaN or infinite values")
     dbn = DBN(specs, init_std=0.0)  # only now: its size is bounded by the tensors actually in the file
     dbn.load_state_dict({k: v.float() for k, v in tensors.items()})
-    for i in stored_offsets:  # a conv layer's offset acts through its bias only once flagged
-        dbn.layers[i].conv_centered = not specs[i].is_dense
     info = dict(meta, model=model, input_shape=input_shape, config=config)
     return dbn, info
 

@@ -212,8 +212,6 @@ class Trainer:
             raise RbmError(f"--resume: the checkpoint in {self.run_dir} has another architecture "
                            "than the options given", usage=True)
         self.dbn.load_state_dict(dbn.state_dict())
-        for mine, theirs in zip(self.dbn.layers, dbn.layers):
-            mine.conv_centered = theirs.conv_centered
         step = str(info.get("step", ""))
         self.chains[:], c = load_state(self.folder.state, self.opt, names=self.names, generators={"sample": self.gen},
                                        n_layers=len(self.dbn.layers), device=self.device,
