@@ -6,6 +6,7 @@ import math
 import pytest
 import torch
 
+from rbmcli.data.batches import to_visible
 from rbmcli.train.checkpoint import load_model, read_safetensors, save_model, state_path
 from rbmcli.train.config import TrainConfig
 from rbmcli.errors import RbmError
@@ -116,6 +117,31 @@ def test_run_folder_contents(tmp_path):
     assert meta["format"] == "rbmcli-dbn/1" and json.loads(meta["config"])["arch"] == "dense:8"
     with pytest.raises(RbmError, match="already holds a run"):
         train(cfg(), tmp_path / "run", images=patterns(100))
+
+
+def test_reconstruction_through_each_depth(tmp_path):
+    """A stack's epoch row has the error through every depth, equal to an explicit pass up d
+    layers and down d layers written here; its picture has 16 images and a block of two rows per depth."""
+    images = patterns(300, side=5)
+    res = train(cfg(arch="dense:7,dense:5,dense:3,dense:6", epochs=8), tmp_path / "run", images=images)
+    dbn, _ = load_model(res.checkpoint)
+    v = to_visible(images[:256], 1)
+    expected = []
+    with torch.no_grad():
+        for d in range(1, 5):
+            h = v.flatten(1)
+            for layer in dbn.layers[:d]:
+                h = layer.spec.hidden_units.mean(layer.hidden_input(h))
+            for layer in reversed(dbn.layers[:d]):
+                h = layer.spec.visible_units.mean(layer.visible_input(h))
+            expected.append(float((h - v.flatten(1)).pow(2).mean().sqrt()))
+    row = res.metrics[-1]
+    assert row["depth_recon_rmse"] == pytest.approx(expected, rel=1e-5)
+    assert expected[0] < expected[-1] - 0.01  # the depths differ: not one value four times
+    assert (row["recon_rmse"], row["stack_recon_rmse"]) == (row["depth_recon_rmse"][0], row["depth_recon_rmse"][-1])
+    from PIL import Image
+    with Image.open(tmp_path / "run" / "recon-epoch008.png") as im:  # 8 columns, (1 + 4 depths) × 2 rows of 5×5 tiles
+        assert im.size == (8 * (5 + 2) + 2, 10 * (5 + 2) + 2)
 
 
 def test_checkpoint_roundtrip_conv_stack(tmp_path):

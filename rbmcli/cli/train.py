@@ -47,6 +47,13 @@ def loss_text(event: dict) -> str:
     return "loss " + " ".join(f"L{k} {v:.4g}" for k, v in values)
 
 
+def recon_text(event: dict) -> str:
+    """The epoch's reconstruction RMSE: `recon rmse 0.0744` for one layer, through each depth
+    for a stack (`recon rmse by depth 0.0744 0.1538 0.2000`: layer 1, layers 1-2, ...)."""
+    depths = event.get("depth_recon_rmse") or [event["recon_rmse"]]
+    return ("recon rmse by depth " if len(depths) > 1 else "recon rmse ") + " ".join(f"{x:.4f}" for x in depths)
+
+
 def _health_watch(on_event):
     """Wrap an event callback: after each epoch, warn once per layer whose hidden units are
     (almost) all dead or saturated, the mark of a diverged run (shown even with --quiet)."""
@@ -91,7 +98,7 @@ def _train_progress(quiet: bool, header=None):
         elif e["kind"] == "epoch":
             progress.update(tasks["epochs"], completed=e["epoch"])
             progress.reset(tasks["batches"])
-            line = f"epoch {e['epoch']}: {loss_text(e)}  recon rmse {e['recon_rmse']:.4f}  {e['seconds']:.1f}s"
+            line = f"epoch {e['epoch']}: {loss_text(e)}  {recon_text(e)}  {e['seconds']:.1f}s"
             progress.console.print(esc(line)) if err.is_terminal else err.print(esc(line))
 
     return progress, on_event

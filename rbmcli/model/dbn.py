@@ -114,6 +114,12 @@ class DBN(nn.Module):
             h = layer.visible_mean(h.reshape(h.shape[0], *layer.spec.hidden_shape))
         return h
 
+    def reconstruct(self, v: torch.Tensor, depth: int | None = None) -> torch.Tensor:
+        """Mean pass up through the first `depth` layers (default: all) and back down to pixels
+        0..N_v, shape of v (B, *input_shape): what the stack up to that depth keeps of v."""
+        depth = len(self.layers) if depth is None else depth
+        return self.down(self.up(v, depth), depth - 1).reshape(v.shape)
+
     @torch.no_grad()
     def move_offsets(self, v: torch.Tensor, rate: float, layers: set[int], reduce=None) -> None:
         """Move the centering offset μ of each layer in `layers` toward the mean of its input

@@ -5,7 +5,11 @@ The 64 grid chains persist across epochs, as persistent contrastive chains do: e
 runs `grid_steps` more block-Gibbs steps in the top RBM of the current model from where the
 previous epoch left them, then one step whose visible is a mean, and the mean pass down
 (the same chain as `rbm sample`). A short epoch so spends little on its picture, and the grid
-of a long run still shows chains thousands of steps long. The chains start from noise with
+of a long run still shows chains thousands of steps long.
+
+The reconstruction picture shows what each depth keeps: training images, then their mean pass
+up through the first layer and back down, through the first two, ..., through the whole
+stack. A stack learns from the bottom up, so early pictures show which layers have learned. The chains start from noise with
 seed + 2 (again after --resume: they are a picture, not training state).
 """
 
@@ -34,6 +38,8 @@ def grid_steps(sample_steps: int, steps_per_epoch: int) -> int:
 class EpochGrids:
     """Subscriber of the trainer's events: on each epoch, samples-epochNNN.png, chains.png and
     recon-epochNNN.png in the run folder."""
+
+    RECON_IMAGES = (32, 16)  # training images in the reconstruction picture: one layer, a stack
 
     def __init__(self, trainer):
         self.dbn, self.folder, self.cfg = trainer.dbn, trainer.folder, trainer.cfg
@@ -73,6 +79,12 @@ class EpochGrids:
         save_png(grid, self.folder.samples_png(epoch))
         strip = torch.stack(frames, 1).flatten(0, 1)  # (8·FRAMES, C, H, W): a row per chain
         save_png(strip, self.folder.chains_png, nrow=len(frames))
-        n_v = self.cfg.visible_units
-        rec = self.dbn.down(self.dbn.up(self.data)).reshape(self.data.shape)
-        save_png((torch.cat([self.data, rec]) / n_v).clamp(0, 1).cpu(), self.folder.recon_png(epoch), nrow=8)
+        save_png(self.reconstructions(), self.folder.recon_png(epoch), nrow=8)
+
+    def reconstructions(self) -> torch.Tensor:
+        """Training images above their reconstruction through each depth 1..L, blocks of rows
+        (32 images for one layer, 16 for a stack): ((L + 1)·n, C, H, W) in [0, 1] on the CPU."""
+        depths = range(1, len(self.dbn.layers) + 1)
+        data = self.data[:self.RECON_IMAGES[len(depths) > 1]]
+        rows = [data] + [self.dbn.reconstruct(data, d) for d in depths]
+        return (torch.cat(rows) / self.cfg.visible_units).clamp(0, 1).cpu()

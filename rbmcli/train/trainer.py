@@ -332,19 +332,19 @@ class Trainer:
 
     @torch.no_grad()
     def epoch_metrics(self, sums, count, layers, seconds) -> dict:
-        """Mean loss per trained layer, reconstruction RMSE in [0, 1] pixel units (layer 0 one
-        step, and the whole stack up and down), dead/saturated hidden-unit fractions."""
+        """Mean loss per trained layer, reconstruction RMSE in [0, 1] pixel units (up through
+        each depth and back down: layer 0 alone, ..., the whole stack), dead/saturated
+        hidden-unit fractions."""
         n_v = self.cfg.visible_units
         v = to_visible(self.images[:256].to(self.device), n_v)
         ids = layers if layers is not None else list(range(len(self.dbn.layers)))
         row = {"epoch": self.epoch, "step": self.step, "seconds": round(seconds, 3),
                "loss": {str(i): (s / max(count, 1)) for i, s in zip(ids, sums or [])}}
         row["loss_per_unit"] = self.per_unit([s / max(count, 1) for s in sums or []], layers)
-        first = self.dbn.layers[0]
-        rec = first.visible_mean(first.hidden_mean(first.flatten_input(v)))
-        row["recon_rmse"] = float(((rec - first.flatten_input(v)) / n_v).pow(2).mean().sqrt())
-        stack = self.dbn.down(self.dbn.up(v)).reshape(v.shape)
-        row["stack_recon_rmse"] = float(((stack - v) / n_v).pow(2).mean().sqrt())
+        depths = [float(((self.dbn.reconstruct(v, d) - v) / n_v).pow(2).mean().sqrt())
+                  for d in range(1, len(self.dbn.layers) + 1)]
+        row["recon_rmse"], row["stack_recon_rmse"] = depths[0], depths[-1]
+        row["depth_recon_rmse"] = depths  # through layers 1..d and back, for each depth d
         row["dead_fraction"], row["saturated_fraction"] = activity_fractions(unit_activity(self.dbn, v))
         return row
 
