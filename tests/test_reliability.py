@@ -218,7 +218,9 @@ def test_nan_loss_stops_with_one_line_and_keeps_last_good_checkpoint(tmp_path, m
 def test_non_finite_parameters_after_a_step_are_never_saved(tmp_path, monkeypatch):
     """An Adam step that makes a weight infinite at step 7 (loss still finite): exit 1 naming
     the step; with --save-every 1 the step-6 checkpoint remains, finite."""
-    real, calls = torch.optim.Adam.step, {"n": 0}
+    from rbmcli.train.adam import Adam
+
+    real, calls = Adam.step, {"n": 0}
 
     def step(self, *args, **kw):
         out = real(self, *args, **kw)
@@ -228,7 +230,7 @@ def test_non_finite_parameters_after_a_step_are_never_saved(tmp_path, monkeypatc
                 self.param_groups[0]["params"][0].view(-1)[0] = float("inf")
         return out
 
-    monkeypatch.setattr(torch.optim.Adam, "step", step)
+    monkeypatch.setattr(Adam, "step", step)
     r = run("train", *ARGS, "--save-every", "1", "--out", tmp_path / "run")
     assert "parameters are not finite after step 7" in one_error_line(r, 1)
     dbn, info = load_model(tmp_path / "run" / "model.safetensors")

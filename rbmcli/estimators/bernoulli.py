@@ -25,6 +25,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from rbmcli.estimators.inputs import as_tensor, device_of, numpy_out, torch_dtype, torch_generator
 from rbmcli.estimators.persistent_sgd import PersistentSGD, augment
+from rbmcli.train.adam import Adam
 
 SOLVERS = ("sgd", "adam")
 
@@ -172,7 +173,7 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         from rbmcli.model.loss import contrastive_loss
 
         layer = self._layer(tdtype)
-        opt = torch.optim.Adam(layer.parameters(), lr=float(self.learning_rate), betas=(0.9, 0.999))
+        opt = Adam(layer.parameters(), lr=float(self.learning_rate), betas=(0.9, 0.999))  # torch.optim.Adam's update, without torch._dynamo
         if getattr(self, "_adam_state", None) is not None:
             opt.load_state_dict(self._adam_state)
         h = torch.as_tensor(self.h_samples_, dtype=tdtype, device=device)

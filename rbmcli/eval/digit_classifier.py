@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import torch
 
 from rbmcli.errors import RbmError
+from rbmcli.train.adam import Adam
 
 HIDDEN = 256
 EPOCHS = 3
@@ -75,7 +76,7 @@ def train_classifier(images: torch.Tensor, labels: torch.Tensor, n_classes: int,
     for p in params:
         p.requires_grad_(True)
     model = Classifier(*params)
-    opt = torch.optim.Adam(params, lr=LR)
+    opt = Adam(params, lr=LR)
     with torch.enable_grad():
         for _ in range(epochs):
             for idx in torch.randperm(len(x), generator=g).split(BATCH):

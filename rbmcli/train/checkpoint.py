@@ -24,6 +24,7 @@ from rbmcli import __version__
 from rbmcli.model.dbn import DBN
 from rbmcli.errors import RbmError
 from rbmcli.files import write_atomic
+from rbmcli.train.adam import Adam
 from rbmcli.model.rbm import LayerSpec
 from rbmcli.model.units import Units
 
@@ -147,7 +148,7 @@ def state_path(model_path: Path) -> Path:
     return p.with_name(p.name.removesuffix(".safetensors") + ".state.safetensors")
 
 
-def save_state(path: Path, optimizer: torch.optim.Optimizer, *, names: list[str],
+def save_state(path: Path, optimizer: Adam, *, names: list[str],
                generators: dict[str, torch.Generator], chains: list, counters: dict[str, int]) -> None:
     """Parameters, Adam moments per named parameter, generator states, persistent chains,
     counters. The parameters make the state file a complete checkpoint on its own: it is
@@ -176,7 +177,7 @@ def _restore_generator(g: torch.Generator, state: torch.Tensor, counters_seed: s
         g.manual_seed(int(counters_seed) if counters_seed.isdigit() else 0)
 
 
-def load_state(path: Path, optimizer: torch.optim.Optimizer, *, names: list[str],
+def load_state(path: Path, optimizer: Adam, *, names: list[str],
                generators: dict[str, torch.Generator], n_layers: int, device,
                model_step: int | None = None) -> tuple[list, dict[str, int]]:
     """Restore what `save_state` wrote, the parameters too; returns (chains, counters). A state

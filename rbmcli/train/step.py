@@ -24,6 +24,7 @@ from typing import Callable
 
 import torch
 
+from rbmcli.train.adam import Adam
 from rbmcli.train.distributed import average_gradients
 
 WARMUP = 3  # eager steps on a side stream before a capture (lazy state: Adam moments, cuBLAS, compile)
@@ -41,7 +42,7 @@ def step_stats(losses: list[torch.Tensor], grad_sums: list[torch.Tensor], param_
     return torch.stack([*(x.detach().float() for x in losses), *grad_sums, param_sum])
 
 
-def set_lr(opt: torch.optim.Optimizer, lr: float) -> None:
+def set_lr(opt: Adam, lr: float) -> None:
     """Every group's rate ← lr; a tensor rate (capturable Adam) is filled in place."""
     for group in opt.param_groups:
         if isinstance(group["lr"], torch.Tensor):
@@ -53,7 +54,7 @@ def set_lr(opt: torch.optim.Optimizer, lr: float) -> None:
 class EagerStep:
     """The step as Python runs it: `step(v, layers, lr)` → stats (2·L + 1,) on the device."""
 
-    def __init__(self, dbn: torch.nn.Module, opt: torch.optim.Optimizer,
+    def __init__(self, dbn: torch.nn.Module, opt: Adam,
                  loss_fn: Callable[[torch.Tensor, list[int] | None], list[torch.Tensor]], world):
         self.dbn, self.opt, self.loss_fn, self.world = dbn, opt, loss_fn, world
         self.params = list(dbn.parameters())

@@ -31,6 +31,7 @@ import torch
 
 from rbmcli.data.batches import binarize, epoch_permutation, to_visible
 from rbmcli.data.datasets import load_dataset
+from rbmcli.train.adam import Adam, AdamW
 from rbmcli.train.checkpoint import load_model, load_state, save_model, save_state
 from rbmcli.train.config import TrainConfig
 from rbmcli.train.grids import EpochGrids
@@ -120,20 +121,22 @@ def total_epochs(cfg: TrainConfig, n_layers: int) -> int:
     return cfg.epochs * (n_layers if cfg.mode == "greedy" else 1)
 
 
-def make_optimiser(dbn: torch.nn.Module, cfg: TrainConfig, fused: bool, capturable: bool = False) -> torch.optim.Optimizer:
+def make_optimiser(dbn: torch.nn.Module, cfg: TrainConfig, fused: bool, capturable: bool = False) -> Adam:
     """Adam (paper: betas 0.9/0.999) on every parameter; with cfg.weight_decay = λ > 0, AdamW
     whose decoupled decay w ← w·(1 − lr·λ) acts on the weights only (one group), not the biases
     (a second group with λ = 0). λ = 0 keeps plain Adam with one group, so older runs resume.
-    capturable: safe inside a CUDA graph (its rate a device tensor, filled before each step)."""
+    capturable: safe inside a CUDA graph (its rate a device tensor, filled before each step).
+    rbmcli.train.adam's, not torch.optim's: the same update bit for bit, without importing
+    torch._dynamo (seconds of every run's start)."""
     device = next(dbn.parameters()).device
     lr = torch.tensor(cfg.lr, device=device) if capturable else cfg.lr
     opts = dict(lr=lr, betas=(0.9, 0.999), fused=fused, capturable=capturable)
     if cfg.weight_decay == 0:
-        return torch.optim.Adam(dbn.parameters(), **opts)
+        return Adam(dbn.parameters(), **opts)
     weights = [p for n, p in dbn.named_parameters() if n.endswith("weight")]
     biases = [p for n, p in dbn.named_parameters() if not n.endswith("weight")]
-    return torch.optim.AdamW([{"params": weights, "weight_decay": cfg.weight_decay},
-                              {"params": biases, "weight_decay": 0.0}], **opts)
+    return AdamW([{"params": weights, "weight_decay": cfg.weight_decay},
+                  {"params": biases, "weight_decay": 0.0}], **opts)
 
 
 class Trainer:
