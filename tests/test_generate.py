@@ -262,9 +262,3 @@ def test_cli_reconstruct_usage_and_gray_color_model(tmp_path, gray_model):
     r = run("reconstruct", color_model, "--dataset", "folder", "--data-dir", tmp_path, "-n", 1,
             "-o", tmp_path / "d.png", "--device", "cpu")
     assert r.exit_code == 0, r.output
-
-
-def test_cli_default_steps_is_the_library_default():
-    from rbmcli.cli import sample
-    from rbmcli.generate import samples
-    assert sample.DEFAULT_STEPS == samples.DEFAULT_STEPS

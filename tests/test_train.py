@@ -92,7 +92,8 @@ def resumed_equals_uninterrupted(c, tmp_path, images):
 
 
 @pytest.mark.parametrize("negatives,mode,center", [("meanfield", "joint", False), ("pcd", "detached", False),
-                                                   ("cd", "greedy", False), ("pcd", "detached", True)])
+                                                   ("cd", "greedy", False), ("pcd", "detached", True),
+                                                   ("noise", "detached", False)])
 def test_resume_equals_uninterrupted(tmp_path, negatives, mode, center):
     images = patterns(200)
     c = cfg(arch="dense:7,dense:5", negatives=negatives, mode=mode, epochs=2, save_every=0, center=center)

@@ -28,6 +28,7 @@ from rows import add_record_option, append_rows, command_line  # noqa: E402
 from generation import classifier  # noqa: E402
 
 from rbmcli.model.sampling import generate
+from rbmcli.generate.samples import model_steps
 from rbmcli.model.tempering import DEFAULT_BETA_MIN, DEFAULT_TEMPERATURES, SwapCounts
 from rbmcli.train.checkpoint import load_model
 
@@ -36,7 +37,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("checkpoint")
     ap.add_argument("--sampler", nargs="+", default=["gibbs", "pt"], choices=["gibbs", "pt"])
-    ap.add_argument("--steps", type=int, default=1000)
+    ap.add_argument("--steps", type=int, default=None, help="Gibbs steps per sample (default: the model's, 1000 or the k of --negatives noise)")
     ap.add_argument("--every", type=int, default=50)
     ap.add_argument("--temperatures", type=int, default=DEFAULT_TEMPERATURES)
     ap.add_argument("--beta-min", type=float, default=DEFAULT_BETA_MIN)
@@ -44,6 +45,7 @@ def main() -> None:
     args = ap.parse_args()
     dbn, info = load_model(args.checkpoint)
     cfg, n_v = info["config"], dbn.specs[0].visible_units.n
+    args.steps = model_steps(info) if args.steps is None else args.steps
     model = classifier(cfg["dataset"])
     rows = []
     for sampler in args.sampler:

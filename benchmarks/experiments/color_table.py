@@ -62,7 +62,7 @@ def main() -> None:
     ap.add_argument("--limit-test", type=int, default=None, help="test images (default: the whole split)")
     ap.add_argument("--limit-train", type=int, default=None, help="training images for the classifier and mean hue")
     ap.add_argument("--hue-samples", type=int, default=1000)
-    ap.add_argument("--steps", type=int, default=1000, help="Gibbs steps per sample")
+    ap.add_argument("--steps", type=int, default=None, help="Gibbs steps per sample (default: the model's, 1000 or the k of --negatives noise)")
     ap.add_argument("--recon-steps", type=int, default=0, help="Gibbs steps in the top RBM of reconstructions")
     ap.add_argument("--seed", type=int, default=0)
     add_record_option(ap)

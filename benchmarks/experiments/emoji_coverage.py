@@ -69,7 +69,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("checkpoint")
     ap.add_argument("--n", type=int, default=1000)
-    ap.add_argument("--steps", type=int, default=1000)
+    ap.add_argument("--steps", type=int, default=None, help="Gibbs steps per sample (default: the model's, 1000 or the k of --negatives noise)")
     ap.add_argument("--seed", type=int, default=0)
     add_record_option(ap)
     args = ap.parse_args()
@@ -80,7 +80,8 @@ def main() -> None:
     train, test = (load_dataset("emoji", s, cfg.get("data_dir"), size=side, seed=cfg.get("seed", 0)) for s in ("train", "test"))
     x_train, x_test = features(train.images), features(test.images)
     category, tone = fit(x_train, train.labels), fit(x_train, tone_labels(train.attributes))
-    samples = sample_images(args.checkpoint, args.n, steps=args.steps, seed=args.seed, device="cpu").images
+    result = sample_images(args.checkpoint, args.n, steps=args.steps, seed=args.seed, device="cpu")
+    samples = result.images
     x_fake = features(samples)
     read_cat, read_tone = category.predict(x_fake.numpy()), tone.predict(x_fake.numpy())
     train_tones = tone_labels(train.attributes)
@@ -94,7 +95,7 @@ def main() -> None:
                      "details": {"classes_read": read_counts, "training_images": real_counts,
                                  "classifier_test_accuracy_percent": accuracy(model, x_test, y_test),
                                  "majority_class_percent": round(100 * majority, 1),
-                                 "n_samples": len(samples), "gibbs_steps": args.steps, "size": side,
+                                 "n_samples": len(samples), "gibbs_steps": result.steps, "size": side,
                                  "classifier": "logistic regression on RGB means of a 16x16 grid"},
                      "dataset": "emoji", "model": cfg["arch"], "checkpoint": args.checkpoint,
                      "seconds": round(time.time() - t0, 1), "threads": torch.get_num_threads(),

@@ -62,7 +62,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("checkpoint", nargs="?", help="model.safetensors (omit with --floor)")
     ap.add_argument("--n", type=int, default=2000, help="generated and real images each")
-    ap.add_argument("--steps", type=int, default=1000, help="Gibbs steps per sample")
+    ap.add_argument("--steps", type=int, default=None, help="Gibbs steps per sample (default: the model's, 1000 or the k of --negatives noise)")
     ap.add_argument("--floor", action="store_true", help="test images against training images")
     ap.add_argument("--dataset", default=None, help="with --floor: mnist, colored-mnist, fashion-mnist or emoji")
     ap.add_argument("--data-dir", default=None, help="with --floor: the dataset's folder (emoji: the npm package)")
@@ -102,7 +102,7 @@ def main() -> None:
         fake = image_statistics(pixels, inception, batch_size=50, device="cpu")
         grid = figure_dir(args.record) / f"fid-{Path(args.checkpoint).parent.name}{'-sampler-pt' if args.sampler == 'pt' else ''}.png"
         save_png(result.images[:64], grid, nrow=8)
-        extra = {"size": shape[-1], "gibbs_steps": args.steps, "sampler": args.sampler,
+        extra = {"size": shape[-1], "gibbs_steps": result.steps, "sampler": args.sampler,
                  "sampling_seconds": round(result.seconds, 1), "grid": relative(grid), "checkpoint": args.checkpoint}
         if args.sampler == "pt":
             extra.update(temperatures=[round(b, 4) for b in result.betas],

@@ -88,7 +88,7 @@ def diversity(images: torch.Tensor, dataset: str) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("checkpoints", nargs="+")
-    ap.add_argument("--steps", type=int, default=1000)
+    ap.add_argument("--steps", type=int, default=None, help="Gibbs steps per sample (default: the model's, 1000 or the k of --negatives noise)")
     ap.add_argument("--init", default="noise", choices=["noise", "data"])
     add_record_option(ap)
     ap.add_argument("--n", type=int, default=64, help="samples per checkpoint and sampler")
@@ -112,7 +112,7 @@ def main() -> None:
                      "recipe": cfg.get("recipe", "paper"), "visible_units": cfg["visible_units"],
                      "hidden_units": cfg["hidden_units"], "binary_top": cfg.get("binary_top", False),
                      "negatives": cfg["negatives"], "lr": cfg["lr"], "lr_decay": cfg["lr_decay"],
-                     "epochs": cfg["epochs"], "init": args.init, "gibbs_steps": args.steps,
+                     "epochs": cfg["epochs"], "init": args.init, "gibbs_steps": result.steps,
                      "n": args.n, "sampler": sampler, **pt,
                      **diversity(result.images, cfg["dataset"]), "sampling_seconds": round(seconds, 1),
                      "grid": relative(grid), "threads": torch.get_num_threads(),

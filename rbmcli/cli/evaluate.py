@@ -28,7 +28,7 @@ def evaluate(
     limit_test: Annotated[Optional[int], typer.Option(help="Use the first N test images.")] = None,
     kernel: Annotated[str, typer.Option(help="SVM kernel: linear; nystroem (RBF through 4,096 Nyström features, fits 60k); rbf (exact libsvm, C in 3, 10, 30: the most accurate on 60k, ≈ 8–16 min per fit on a CPU core).")] = "linear",
     fid_samples: Annotated[int, typer.Option(help="Generated (and real) images for FID: minutes on a CPU; papers report 10000 (about an hour on a 2-core CPU).")] = 1_000,
-    fid_steps: Annotated[int, typer.Option(help="Gibbs steps per generated image.")] = 1000,
+    fid_steps: Annotated[Optional[int], typer.Option(help="Gibbs steps per generated image (default: 1000, or the k of a model trained with --negatives noise).", show_default=False)] = None,
     inception_weights: Annotated[Optional[Path], typer.Option(help="pytorch-fid Inception weights (.pth).")] = None,
     real_dir: Annotated[Optional[Path], typer.Option(help="FID between two folders: the real images (or give two PATHs).")] = None,
     fake_dir: Annotated[Optional[Path], typer.Option(help="FID between two folders: the generated images.")] = None,

@@ -12,7 +12,6 @@ from rbmcli.errors import RbmError
 from rbmcli.files import check_output
 from rbmcli.options import MAX_COUNT, SEED_MAX, check_ints
 
-DEFAULT_STEPS = 1000  # = rbmcli.generate.samples.DEFAULT_STEPS (not imported: keeps `rbm --help` free of torch)
 DEFAULT_TEMPERATURES, DEFAULT_BETA_MIN = 4, 0.8  # = rbmcli.model.tempering's (not imported, as above)
 
 
@@ -20,7 +19,7 @@ def sample(
     checkpoint: Annotated[Path, typer.Argument(help="A model .safetensors written by `rbm train`.")],
     n: Annotated[int, typer.Option("-n", "--num-samples", "--n", help="Number of samples.")] = 64,
     output: Annotated[Path, typer.Option("-o", "--out", help="Grid PNG to write.")] = Path("samples.png"),
-    steps: Annotated[int, typer.Option(help="Gibbs steps in the top RBM per chain.")] = DEFAULT_STEPS,
+    steps: Annotated[Optional[int], typer.Option(help="Gibbs steps in the top RBM per chain (default: 1000, or the k of a model trained with --negatives noise).", show_default=False)] = None,
     sampler: Annotated[str, typer.Option(help="gibbs (one block-Gibbs chain per sample) or pt (parallel tempering in the top RBM).")] = "gibbs",
     temperatures: Annotated[int, typer.Option(help="pt: chains per sample, at inverse temperatures from 1 down to --beta-min (geometric); costs about K times gibbs.")] = DEFAULT_TEMPERATURES,
     beta_min: Annotated[float, typer.Option(help="pt: the lowest inverse temperature of the ladder, 0 < beta_min < 1.")] = DEFAULT_BETA_MIN,
@@ -60,7 +59,7 @@ def sample(
                                sampler=sampler, temperatures=temperatures, beta_min=beta_min)
     write_samples(result, output, individual_dir=individual, strip_png=strip)
     rate = n / result.seconds if result.seconds > 0 else float("inf")
-    rows = {"file": output, "n": n, "steps": steps, "device": result.device, "seconds": f"{result.seconds:.2f}",
+    rows = {"file": output, "n": n, "steps": result.steps, "device": result.device, "seconds": f"{result.seconds:.2f}",
             "samples/s": f"{rate:.1f}", "sampler": sampler}
     if sampler == "pt":
         rows["temperatures"] = " ".join(f"{b:.3g}" for b in result.betas)

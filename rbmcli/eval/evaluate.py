@@ -45,7 +45,7 @@ class EvalOptions:
     limit_test: int | None = None
     kernel: str = "linear"  # linear or rbf
     fid_samples: int = FID_SAMPLES
-    fid_steps: int = 1000  # Gibbs steps per FID sample
+    fid_steps: int | None = None  # Gibbs steps per FID sample (None: the model's, rbmcli.generate.samples.model_steps)
     inception_weights: str | None = None
     download: bool = False
     ais_runs: int = 100
@@ -253,6 +253,10 @@ def check_evaluation(ckpt: Path, opts: EvalOptions):
 
     opts.validate()
     dbn, info = load_model(ckpt)
+    if opts.fid_steps is None:
+        from rbmcli.generate.samples import model_steps
+
+        opts.fid_steps = model_steps(info)
     check_demo_options(info, opts, opts.dataset or info["config"].get("dataset") or info.get("dataset"))
     return dbn, info
 

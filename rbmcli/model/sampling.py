@@ -1,12 +1,16 @@
 """Negative samples v′ for the contrastive loss, and Gibbs chains.
 
-The loss does not care where v′ comes from; three sources:
+The loss does not care where v′ comes from; five sources:
 - meanfield (the paper, end of §3.2): v′ = f_v(a + f_h(b + vW) Wᵀ), deterministic;
 - cd (CD-k): k block-Gibbs steps from the data with sampled hiddens; intermediate visibles
   are sampled, the last one is its mean (Hinton's practical guide, §3.2: less noise);
 - pcd: the same steps continue persistent chains kept across updates (Tieleman 2008);
 - pt: persistent parallel-tempering chains (rbmcli.model.tempering): K chains per batch row,
-  at inverse temperatures 1 > … > β_min, swapping states; v′ is the β = 1 chain.
+  at inverse temperatures 1 > … > β_min, swapping states; v′ is the β = 1 chain;
+- noise: k block-Gibbs steps from a fresh draw at zero input (the draw sampling starts from),
+  the last visible a mean. The loss then matches the data to what exactly k steps from noise
+  make, so the model is sampled with the same k (Decelle, Furtlehner & Seoane 2021: a model
+  trained out of equilibrium reproduces the data with the dynamics it was trained with).
 Samples for pictures: `generate` runs the top RBM's Gibbs chain (sampler "gibbs") or PT ("pt").
 Everything here runs without autograd: v′ is a constant of the loss.
 """
@@ -22,7 +26,7 @@ from rbmcli.model.rbm import RBM
 from rbmcli.model.tempering import (DEFAULT_BETA_MIN, DEFAULT_TEMPERATURES, SwapCounts, check_units, ladder, stacked,
                                     pt_chain, pt_step, start_state, tempered_hidden, tempered_visible)
 
-NEGATIVES = ("meanfield", "cd", "pcd", "pt")
+NEGATIVES = ("meanfield", "cd", "pcd", "pt", "noise")
 SAMPLERS = ("gibbs", "pt")
 
 
@@ -62,6 +66,8 @@ def negatives(rbm: RBM, v: torch.Tensor, method: str, *, steps: int, generator: 
         return gibbs_chain(rbm, v, steps, generator, mean_last=True)
     if method == "pcd":
         return gibbs_chain(rbm, chain, steps, generator)
+    if method == "noise":
+        return gibbs_chain(rbm, noise_start(rbm, len(v), generator, v.device), steps, generator, mean_last=True)
     if method == "pt":
         k = DEFAULT_TEMPERATURES if chain is None or chain.dim() != v.dim() + 1 else chain.shape[0]
         if chain is None or chain.shape[1:] != v.shape or chain.dim() != v.dim() + 1:
@@ -73,6 +79,14 @@ def negatives(rbm: RBM, v: torch.Tensor, method: str, *, steps: int, generator: 
 
 
 @torch.no_grad()
+def noise_start(rbm: RBM, n: int, generator: torch.Generator | None, device=None) -> torch.Tensor:
+    """A chain's start from noise, (n, *visible_shape): a draw of the visible units at zero
+    input (mean N/2 for sigmoid units), where `rbm sample` and --negatives noise both begin."""
+    zeros = torch.zeros(n, *rbm.spec.visible_shape, device=device)
+    return rbm.spec.visible_units.sample(zeros, generator)
+
+
+@torch.no_grad()
 def top_chain_start(dbn, n: int, generator: torch.Generator | None, data: torch.Tensor | None = None,
                     device=None) -> torch.Tensor:
     """Initial visible state of the top RBM, (n, *visible_shape): data pushed up the stack,
@@ -80,8 +94,7 @@ def top_chain_start(dbn, n: int, generator: torch.Generator | None, data: torch.
     top = dbn.layers[-1]
     if data is not None:
         return top.flatten_input(dbn.up(data, upto=len(dbn.layers) - 1))
-    zeros = torch.zeros(n, *top.spec.visible_shape, device=device)
-    return top.spec.visible_units.sample(zeros, generator)
+    return noise_start(top, n, generator, device)
 
 
 @torch.no_grad()

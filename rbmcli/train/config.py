@@ -46,9 +46,9 @@ class TrainConfig:
     center_data: bool | None = None  # recipe: a dense first layer is centered too (its input: the data; generate yes, paper no)
     center_conv: bool = False  # conv layers are centered too (one offset per channel, under --center/--center-data), and move without the fan-in factor of their weight scale
     weight_scale: str | None = None  # recipe: fan-in (paper), unit or first (generate): s = √(k_v N_v k_h N_h · fan_in), without fan_in in dense layers (unit) or a dense first layer (first)
-    negatives: str | None = None  # recipe: the top layer's negatives: meanfield (paper), cd (CD-k), pcd (persistent chains) or pt (persistent parallel tempering)
+    negatives: str | None = None  # recipe: the top layer's negatives: meanfield (paper), cd (CD-k), pcd (persistent chains), pt (persistent parallel tempering) or noise (k steps from fresh noise, sampled with the same k)
     lower_negatives: str | None = None  # the negatives of the layers below the top (recipe generate: meanfield; else as negatives)
-    gibbs_steps: int = 1  # k of CD-k / PCD-k
+    gibbs_steps: int = 1  # k of CD-k / PCD-k / noise
     mode: str = "detached"  # detached (all layers at once, each on its detached input), joint (backprop through the stack), greedy; detached measured best: docs/results.md
     epochs: int | None = None  # recipe: epochs (greedy: per layer)
     batch_size: int = 128  # paper: 128

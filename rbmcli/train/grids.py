@@ -1,16 +1,17 @@
 """The per-epoch grids of a run, drawn on the training device: 64 samples, how 8 of their
-chains evolved, and 32 training images above their stack reconstructions.
+chains evolved, and training images above their reconstructions through each depth.
 
 The 64 grid chains persist across epochs, as persistent contrastive chains do: each epoch
 runs `grid_steps` more block-Gibbs steps in the top RBM of the current model from where the
 previous epoch left them, then one step whose visible is a mean, and the mean pass down
 (the same chain as `rbm sample`). A short epoch so spends little on its picture, and the grid
-of a long run still shows chains thousands of steps long.
+of a long run still shows chains thousands of steps long. The chains start from noise with
+seed + 2 (again after --resume: they are a picture, not training state). A top layer trained
+with --negatives noise is drawn as it was trained instead: k steps from fresh noise each epoch.
 
 The reconstruction picture shows what each depth keeps: training images, then their mean pass
 up through the first layer and back down, through the first two, ..., through the whole
-stack. A stack learns from the bottom up, so early pictures show which layers have learned. The chains start from noise with
-seed + 2 (again after --resume: they are a picture, not training state).
+stack. A stack learns from the bottom up, so early pictures show which layers have learned.
 """
 
 from __future__ import annotations
@@ -44,7 +45,11 @@ class EpochGrids:
     def __init__(self, trainer):
         self.dbn, self.folder, self.cfg = trainer.dbn, trainer.folder, trainer.cfg
         self.device, self.shape = trainer.device, trainer.input_shape
-        self.steps = grid_steps(trainer.cfg.sample_steps, trainer.steps_per_epoch)
+        # A top trained with --negatives noise is drawn as it learned: k steps from fresh noise
+        # (k − 1 here, then the mean step; at least one for the strip's frame).
+        self.fresh = trainer.negatives[-1] == "noise"
+        self.steps = (max(trainer.cfg.gibbs_steps - 1, 1) if self.fresh
+                      else grid_steps(trainer.cfg.sample_steps, trainer.steps_per_epoch))
         self.data = to_visible(trainer.images[:32].to(self.device), trainer.cfg.visible_units)  # (32, C, H, W)
         self.generator = torch.Generator(device=self.device).manual_seed(trainer.cfg.seed + 2)
         self.chains = None  # (64, *visible_shape of the top RBM), persistent
@@ -63,7 +68,7 @@ class EpochGrids:
         """Run the grid chains `steps` further; (grid pixels (64, C, H, W), min(FRAMES, steps)
         frames of the first STRIP_CHAINS chains, each (8, C, H, W))."""
         top = self.dbn.layers[-1]
-        if self.chains is None:
+        if self.chains is None or self.fresh:
             self.chains = top_chain_start(self.dbn, GRID_CHAINS, self.generator, device=self.device)
         frames, done, n_frames = [], 0, min(FRAMES, self.steps)
         for t in range(1, n_frames + 1):  # n_frames segments of about steps/n_frames each
