@@ -90,7 +90,13 @@ def test_samplers_default_to_the_models_k(tmp_path):
     assert re.search(r"steps\s*│\s*3\s*│", r.output), r.output
 
 
-def test_run_config_records_noise(tmp_path):
-    res = train(cfg(epochs=1), tmp_path / "run", images=bars(100))
+def test_run_records_noise_and_draws_its_grid_in_k_steps(tmp_path):
+    """The config says noise and k; the epoch grid's chains are k steps from fresh noise (the
+    strip holds k − 1 frames, then the mean step), not --sample-steps."""
+    from PIL import Image
+
+    res = train(cfg(epochs=1, sample_steps=50, gibbs_steps=4), tmp_path / "run", images=bars(100))
     config = json.loads((res.run_dir / "config.json").read_text())
-    assert (config["negatives"], config["gibbs_steps"]) == ("noise", 3)
+    assert (config["negatives"], config["gibbs_steps"]) == ("noise", 4)
+    with Image.open(res.run_dir / "chains.png") as im:  # 8 chains × 3 frames of 5×5 tiles
+        assert im.size == (3 * (SIDE + 2) + 2, 8 * (SIDE + 2) + 2)
