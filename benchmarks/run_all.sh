@@ -259,3 +259,15 @@ python $B/experiments/fid_table.py --record runs/emoji-conv32/model.safetensors 
 python $B/experiments/fid_table.py --record --floor --dataset emoji --data-dir emoji --size 32 --n 2000
 python $B/experiments/emoji_coverage.py --record runs/emoji-conv32/model.safetensors --n 1000
 OMP_NUM_THREADS=1 python $B/experiments/color_table.py --record runs/emoji-conv32/model.safetensors
+# Class balance with negatives from noise (results.md, "Class balance"), and the first epoch of a conv stack (color.md).
+rbm train --out runs/default && rbm train --negatives noise --gibbs-steps 5 --out runs/noise5
+for k in 10 20; do rbm train --negatives noise --gibbs-steps $k --out runs/noise$k; done
+rbm train --dataset fashion-mnist --out runs/fashion-default
+rbm train --dataset fashion-mnist --negatives noise --gibbs-steps 10 --out runs/fashion-noise10
+rbm train --arch conv:16,conv:32,dense:500,dense:200 --lr 0.03 --epochs 20 --negatives noise --gibbs-steps 10 --out runs/conv-noise10
+python $B/experiments/generation.py --record runs/noise10/model.safetensors --n 1000 --steps 1000
+python $B/experiments/generation.py --record runs/default/model.safetensors runs/noise5/model.safetensors runs/noise10/model.safetensors \
+    runs/noise20/model.safetensors runs/fashion-default/model.safetensors runs/fashion-noise10/model.safetensors --n 1000
+python $B/experiments/generation.py --record runs/conv-noise10/model.safetensors runs/conv-mnist/model.safetensors --n 1000
+for r in noise10 noise20 conv-noise10; do python $B/experiments/fid_table.py --record runs/$r/model.safetensors --n 2000; done
+python $B/experiments/first_epoch.py --record --top-alone

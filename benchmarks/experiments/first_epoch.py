@@ -41,7 +41,7 @@ from rbmcli.train.trainer import build_dbn, load_training_images, train
 BASE = "--dataset colored-mnist --arch small-conv --limit 5000 --epochs 1 --center-conv --lr 0.03 --lr-decay none"
 QUICK = "--lr 0.01 --batch-size 32 --weight-scale unit --negatives meanfield"  # the stack reconstructs in one epoch
 VARIANTS = ["", "--batch-size 32", "--batch-size 16 --lr 0.01 --lr-decay linear --weight-scale unit",
-            "--weight-scale unit", "--negatives meanfield", "--negatives cd", "--lr 0.1", "--init-std 1",
+            "--weight-scale unit", "--negatives meanfield", "--negatives cd", "--lr 0.1",
             "--mode joint", QUICK,
             # QUICK with one of its changes undone (or the rate decaying):
             "--lr 0.01 --batch-size 32 --weight-scale unit", "--lr 0.01 --batch-size 32 --negatives meanfield",
