@@ -271,3 +271,6 @@ python $B/experiments/generation.py --record runs/default/model.safetensors runs
 python $B/experiments/generation.py --record runs/conv-noise10/model.safetensors runs/conv-mnist/model.safetensors --n 1000
 for r in noise10 noise20 conv-noise10; do python $B/experiments/fid_table.py --record runs/$r/model.safetensors --n 2000; done
 python $B/experiments/first_epoch.py --record --top-alone
+rbm train --dataset colored-mnist --arch conv:16,conv:32,dense:500,dense:200 --lr 0.03 --epochs 20 --negatives noise --gibbs-steps 10 --out runs/conv-colored-noise10
+python $B/experiments/color_table.py --record runs/conv-colored-noise10/model.safetensors
+python $B/experiments/fid_table.py --record runs/conv-colored-noise10/model.safetensors --n 2000
