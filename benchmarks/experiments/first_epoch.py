@@ -56,12 +56,7 @@ def run(options: str, out: Path):
            "--device", "cpu", "--no-plots", "-q", "--out", str(out)]
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     dbn, info = load_model(out / "model.safetensors")
-    return dbn, TrainConfig.from_json(json.dumps(info["config"]) if isinstance(info["config"], dict) else info["config"])
-
-
-def depth_errors(dbn, v: torch.Tensor, n_v: int) -> list[float]:
-    return [round(float(((dbn.reconstruct(v, d) - v) / n_v).pow(2).mean().sqrt()), 4)
-            for d in range(1, len(dbn.layers) + 1)]
+    return dbn, TrainConfig.from_json(json.dumps(info["config"]))
 
 
 @torch.no_grad()
@@ -100,14 +95,12 @@ def main() -> None:
     for options in args.variants:
         with tempfile.TemporaryDirectory() as tmp:
             dbn, cfg = run(options, Path(tmp) / "run")
-            images = load_training_images(cfg) if images is None else images
             last = json.loads((Path(tmp) / "run" / "metrics.jsonl").read_text().splitlines()[-1])
-            with torch.no_grad():
-                row = {"options": f"{BASE} {options}".strip(), "steps": last["step"],
-                       "depth_recon_rmse": depth_errors(dbn, to_visible(images[:256], cfg.visible_units),
-                                                        cfg.visible_units),
-                       "dead_fraction": last["dead_fraction"]}
+            row = {"options": f"{BASE} {options}".strip(), "steps": last["step"],  # the run's own epoch row:
+                   "depth_recon_rmse": [round(x, 4) for x in last["depth_recon_rmse"]],  # 256 training images
+                   "dead_fraction": last["dead_fraction"]}
             if args.top_alone:
+                images = load_training_images(cfg) if images is None else images
                 row["top_alone"] = {name: top_alone(dbn, cfg, images, fan_in, Path(tmp) / name)
                                     for name, fan_in in (("fan-in", True), ("unit", False))}
         rows.append({**row, "threads": torch.get_num_threads(), "date": str(date.today()), "command": command_line()})

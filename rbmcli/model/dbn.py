@@ -114,11 +114,15 @@ class DBN(nn.Module):
             h = layer.visible_mean(h.reshape(h.shape[0], *layer.spec.hidden_shape))
         return h
 
-    def reconstruct(self, v: torch.Tensor, depth: int | None = None) -> torch.Tensor:
-        """Mean pass up through the first `depth` layers (default: all) and back down to pixels
-        0..N_v, shape of v (B, *input_shape): what the stack up to that depth keeps of v."""
-        depth = len(self.layers) if depth is None else depth
-        return self.down(self.up(v, depth), depth - 1).reshape(v.shape)
+    def reconstructions(self, v: torch.Tensor) -> list[torch.Tensor]:
+        """For each depth d = 1..L, the mean pass up through the first d layers and back down to
+        pixels 0..N_v, shape of v (B, *input_shape): what the stack up to that depth keeps of v.
+        One pass up serves every depth."""
+        out, h = [], v
+        for d, layer in enumerate(self.layers):
+            h = layer.hidden_mean(layer.flatten_input(h))
+            out.append(self.down(h, d).reshape(v.shape))
+        return out
 
     @torch.no_grad()
     def move_offsets(self, v: torch.Tensor, rate: float, layers: set[int], reduce=None) -> None:

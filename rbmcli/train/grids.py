@@ -89,7 +89,6 @@ class EpochGrids:
     def reconstructions(self) -> torch.Tensor:
         """Training images above their reconstruction through each depth 1..L, blocks of rows
         (32 images for one layer, 16 for a stack): ((L + 1)·n, C, H, W) in [0, 1] on the CPU."""
-        depths = range(1, len(self.dbn.layers) + 1)
-        data = self.data[:self.RECON_IMAGES[len(depths) > 1]]
-        rows = [data] + [self.dbn.reconstruct(data, d) for d in depths]
+        data = self.data[:self.RECON_IMAGES[len(self.dbn.layers) > 1]]
+        rows = [data] + self.dbn.reconstructions(data)
         return (torch.cat(rows) / self.cfg.visible_units).clamp(0, 1).cpu()

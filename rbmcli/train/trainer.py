@@ -344,8 +344,7 @@ class Trainer:
         row = {"epoch": self.epoch, "step": self.step, "seconds": round(seconds, 3),
                "loss": {str(i): (s / max(count, 1)) for i, s in zip(ids, sums or [])}}
         row["loss_per_unit"] = self.per_unit([s / max(count, 1) for s in sums or []], layers)
-        depths = [float(((self.dbn.reconstruct(v, d) - v) / n_v).pow(2).mean().sqrt())
-                  for d in range(1, len(self.dbn.layers) + 1)]
+        depths = [float(((rec - v) / n_v).pow(2).mean().sqrt()) for rec in self.dbn.reconstructions(v)]
         row["recon_rmse"], row["stack_recon_rmse"] = depths[0], depths[-1]
         row["depth_recon_rmse"] = depths  # through layers 1..d and back, for each depth d
         row["dead_fraction"], row["saturated_fraction"] = activity_fractions(unit_activity(self.dbn, v))
